@@ -1,0 +1,51 @@
+"""Azure SignalR Service for Starlette and FastAPI hub servers, with Microsoft Entra ID.
+
+The app proves who it is with an azure-identity credential (managed identity first), gets the
+service's temporary access key in the background, and signs client tokens locally.
+"""
+
+from ._auth import CONNECTION_STRING_VARIABLE, SignalRAuth
+from ._client_tokens import ClaimValue
+from ._clock import Clock, SystemClock
+from ._context import SignalRContext
+from ._errors import (
+    AuthenticationFailedError,
+    ConfigurationError,
+    ConnectionStringError,
+    EntraTokenError,
+    InvalidInputError,
+    NotReadyError,
+    PermissionDeniedError,
+    ServiceError,
+    SignalRAuthError,
+    TokenTooLongError,
+)
+from ._middleware import SignalRAuthMiddleware
+from ._negotiate import error_response, get_context, negotiate_endpoint
+from ._options import DEFAULT_SCOPE
+from ._version import __version__
+
+__all__ = [
+    "CONNECTION_STRING_VARIABLE",
+    "DEFAULT_SCOPE",
+    "AuthenticationFailedError",
+    "ClaimValue",
+    "Clock",
+    "ConfigurationError",
+    "ConnectionStringError",
+    "EntraTokenError",
+    "InvalidInputError",
+    "NotReadyError",
+    "PermissionDeniedError",
+    "ServiceError",
+    "SignalRAuth",
+    "SignalRAuthError",
+    "SignalRAuthMiddleware",
+    "SignalRContext",
+    "SystemClock",
+    "TokenTooLongError",
+    "__version__",
+    "error_response",
+    "get_context",
+    "negotiate_endpoint",
+]

@@ -1,0 +1,374 @@
+"""``SignalRAuth``: the configuration, and the lifetime of what runs in the background.
+
+Construction validates everything and starts nothing. ``async with auth`` (the middleware does it in
+the app's lifespan) creates the credential, the HTTP client and the keepers in one task group, waits
+up to ``startup_timeout`` for the first key, and tears it all down on exit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from functools import partial
+from types import TracebackType
+from typing import Any, Literal, Unpack
+
+import anyio
+import anyio.lowlevel
+import httpx2
+from anyio.abc import TaskGroup
+
+from ._client_tokens import SigningKey
+from ._connection_string import parse_connection_string
+from ._context import KeySource, SignalRContext, StaticKey
+from ._credentials import AnyCredential, CredentialAdapter, credential_from_settings
+from ._endpoint import ServiceEndpoint
+from ._errors import ConfigurationError, NotReadyError
+from ._keepers import AccessKeyKeeper, EntraTokenKeeper
+from ._options import Options, OptionsKwargs
+from ._secrets import Secret
+from ._version import __version__
+
+__all__ = ["CONNECTION_STRING_VARIABLE", "SignalRAuth"]
+
+logger = logging.getLogger("signalr_asgi_auth")
+
+CONNECTION_STRING_VARIABLE = "AZURE_SIGNALR_CONNECTION_STRING"
+_USER_AGENT = f"signalr-asgi-auth/{__version__}"
+_CLOSE_TIMEOUT = 5.0
+
+
+class _Runtime:
+    """Everything that lives from startup to shutdown on one event loop."""
+
+    def __init__(self, auth: SignalRAuth) -> None:
+        options = auth.options
+        self.loop = anyio.lowlevel.current_token()
+        self.started_at = options.clock.now()
+        self.startup_deadline = self.started_at + options.startup_timeout
+        self._owns_http = auth._http_client is None
+        self.http = auth._http_client or httpx2.AsyncClient(
+            headers={"User-Agent": _USER_AGENT}, follow_redirects=False
+        )
+        self.adapter: CredentialAdapter | None = None
+        self.entra: EntraTokenKeeper | None = None
+        self.keys: AccessKeyKeeper | None = None
+        source: KeySource
+        if auth._access_key is not None:
+            source = StaticKey(_static_signing_key(auth._access_key))
+        else:
+            credential, owned = auth._make_credential()
+            self.adapter = CredentialAdapter(
+                credential,
+                scope=options.scope,
+                timeout=options.credential_timeout,
+                owned=owned,
+                now=options.clock.now,
+            )
+            self.entra = EntraTokenKeeper(self.adapter, options=options)
+            self.keys = source = AccessKeyKeeper(
+                endpoint=auth.endpoint, entra=self.entra, http=self.http, options=options
+            )
+        self.context = SignalRContext(
+            endpoint=auth.endpoint, options=options, keys=source, health=auth.health
+        )
+
+    def start(self, task_group: TaskGroup) -> None:
+        if self.entra is not None and self.keys is not None:
+            task_group.start_soon(self.entra.run, name="signalr_asgi_auth.EntraTokenKeeper")
+            task_group.start_soon(self.keys.run, name="signalr_asgi_auth.AccessKeyKeeper")
+
+    @property
+    def ready(self) -> bool:
+        return self.keys is None or self.keys.ready.is_set()
+
+    async def wait_ready(self, clock_now: float) -> bool:
+        """Wait for the first key until the startup deadline; whether it arrived."""
+        if self.keys is None:
+            return True
+        with anyio.move_on_after(max(self.startup_deadline - clock_now, 0.0)):
+            await self.keys.ready.wait()
+        return self.keys.ready.is_set()
+
+    async def aclose(self) -> None:
+        with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+            if self._owns_http:
+                await self.http.aclose()
+            if self.adapter is not None:
+                await self.adapter.close()
+
+
+def _static_signing_key(access_key: Secret) -> SigningKey:
+    # The service ignores kid for a resource's own keys (the C# SDK sends a random one); a digest
+    # prefix keeps it the same in every worker, which helps when reading logs.
+    digest = hashlib.sha256(access_key.reveal().encode()).hexdigest()[:12]
+    return SigningKey(key_id=f"key-{digest}", secret=access_key)
+
+
+class SignalRAuth:
+    """Azure SignalR Service authentication for one resource.
+
+    Give it an ``endpoint`` and either a ``credential`` (any azure-identity credential: managed
+    identity, workload identity, a service principal...) or, for local development, an
+    ``access_key``. Every other option is keyword-only with a safe default; see the README.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        credential: AnyCredential | None = None,
+        access_key: str | None = None,
+        client_endpoint: str | None = None,
+        server_endpoint: str | None = None,
+        port: int | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        **options: Unpack[OptionsKwargs],
+    ) -> None:
+        service = ServiceEndpoint.create(
+            endpoint, port=port, client_endpoint=client_endpoint, server_endpoint=server_endpoint
+        )
+        if (credential is None) == (access_key is None):
+            msg = (
+                "Pass exactly one of credential= (an azure-identity credential such as "
+                "ManagedIdentityCredential()) or access_key= (local development only)."
+            )
+            raise ConfigurationError(msg)
+        if access_key is not None and (not isinstance(access_key, str) or not access_key):
+            msg = "access_key must be a non-empty string."
+            raise ConfigurationError(msg)
+        self._setup(
+            service,
+            credential=credential,
+            factory=None,
+            access_key=Secret(access_key) if access_key is not None else None,
+            http_client=http_client,
+            options=Options.build(**options),
+        )
+
+    def _setup(
+        self,
+        endpoint: ServiceEndpoint,
+        *,
+        credential: AnyCredential | None,
+        factory: Callable[[], AnyCredential] | None,
+        access_key: Secret | None,
+        http_client: httpx2.AsyncClient | None,
+        options: Options,
+    ) -> None:
+        if credential is not None and not callable(getattr(credential, "get_token", None)):
+            msg = (
+                "credential must be an azure-identity credential (TokenCredential or "
+                f"AsyncTokenCredential), not {type(credential).__name__}."
+            )
+            raise ConfigurationError(msg)
+        self.endpoint = endpoint
+        self.options = options
+        self._credential = credential
+        self._credential_factory = factory
+        self._access_key = access_key
+        self._http_client = http_client
+        self._runtime: _Runtime | None = None
+        self._stack: AsyncExitStack | None = None
+        self._lazy_warned = False
+
+    @classmethod
+    def from_connection_string(
+        cls,
+        connection_string: str | None = None,
+        *,
+        credential: AnyCredential | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        **options: Unpack[OptionsKwargs],
+    ) -> SignalRAuth:
+        """Configure from a connection string, as the C# SDK reads it.
+
+        ``AuthType=azure.msi`` (managed identity), ``azure.app`` (service principal), ``azure``
+        (DefaultAzureCredential) or ``aad`` choose a credential, created at startup and closed at
+        shutdown; ``credential=`` overrides that choice. Without ``AuthType`` the ``AccessKey``
+        signs tokens. With no argument, ``AZURE_SIGNALR_CONNECTION_STRING`` is read.
+        """
+        if connection_string is None:
+            connection_string = os.environ.get(CONNECTION_STRING_VARIABLE)
+            if not connection_string:
+                msg = (
+                    f"No connection string: pass one, or set {CONNECTION_STRING_VARIABLE}, e.g. "
+                    "Endpoint=https://<name>.service.signalr.net;AuthType=azure.msi;Version=1.0;"
+                )
+                raise ConfigurationError(msg)
+        settings = parse_connection_string(
+            connection_string, credential_given=credential is not None
+        )
+        if credential is not None and settings.auth_type is None and settings.access_key:
+            msg = (
+                "The connection string holds an AccessKey and credential= was passed too; remove "
+                "the AccessKey to use the credential, or drop credential= to sign with the key."
+            )
+            raise ConfigurationError(msg)
+        entra = credential is not None or settings.auth_type is not None
+        auth = cls.__new__(cls)
+        auth._setup(
+            settings.endpoint,
+            credential=credential,
+            factory=partial(credential_from_settings, settings)
+            if credential is None and entra
+            else None,
+            access_key=None if entra else settings.access_key,
+            http_client=http_client,
+            options=Options.build(**options),
+        )
+        return auth
+
+    def __repr__(self) -> str:
+        return f"SignalRAuth(endpoint={self.endpoint.endpoint!r}, mode={self.mode!r})"
+
+    @property
+    def mode(self) -> Literal["entra", "access_key"]:
+        """``entra`` (a credential gets the temporary key) or ``access_key`` (a configured key)."""
+        return "access_key" if self._access_key is not None else "entra"
+
+    def _make_credential(self) -> tuple[AnyCredential, bool]:
+        """The credential, and whether this library created it (and so must close it)."""
+        if self._credential is not None:
+            return self._credential, False
+        assert self._credential_factory is not None
+        return self._credential_factory(), True
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SignalRContext:
+        if self._stack is not None:
+            msg = "This SignalRAuth is already running; enter it once (the middleware does)."
+            raise RuntimeError(msg)
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            runtime = _Runtime(self)
+            stack.push_async_callback(runtime.aclose)
+            task_group = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(task_group.cancel_scope.cancel)
+            runtime.start(task_group)
+            await self._await_first_key(runtime)
+        except BaseException:
+            await stack.__aexit__(*sys.exc_info())
+            raise
+        self._stack, self._runtime = stack, runtime
+        return runtime.context
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._runtime = self._stack, None, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, traceback)
+
+    async def _await_first_key(self, runtime: _Runtime) -> None:
+        if await runtime.wait_ready(self.options.clock.now()):
+            return
+        assert runtime.keys is not None
+        logger.warning(
+            "Starting without a SignalR access key after %.0f s: %s Negotiation answers 503 "
+            "until a key arrives.",
+            self.options.startup_timeout,
+            runtime.keys.not_ready(),
+        )
+
+    @property
+    def context(self) -> SignalRContext:
+        """The running context; ``RuntimeError`` before startup."""
+        if self._runtime is None:
+            msg = (
+                "SignalRAuth is not running: add SignalRAuthMiddleware to the app and run it under "
+                "a server with lifespan on, or enter `async with auth:`."
+            )
+            raise RuntimeError(msg)
+        return self._runtime.context
+
+    async def request_context(self) -> SignalRContext:
+        """The context for a request on the current event loop, starting lazily if needed."""
+        runtime = self._runtime
+        if runtime is None or runtime.loop != anyio.lowlevel.current_token():
+            runtime = await self._start_lazily()
+        if not runtime.ready:
+            await runtime.wait_ready(self.options.clock.now())
+        return runtime.context
+
+    async def _start_lazily(self) -> _Runtime:
+        if not self._lazy_warned:
+            self._lazy_warned = True
+            logger.warning(
+                "SignalRAuthMiddleware saw a request before any lifespan startup, so it starts "
+                "now and never shuts down cleanly. Run the server with lifespan on (uvicorn's "
+                "default) so that startup waits for the key and shutdown closes the credential."
+            )
+        runtime = _Runtime(self)
+        self._runtime = runtime
+        _spawn_detached(self._run_detached, runtime)
+        return runtime
+
+    async def _run_detached(self, runtime: _Runtime) -> None:
+        try:
+            async with anyio.create_task_group() as task_group:
+                runtime.start(task_group)
+        finally:
+            await runtime.aclose()
+
+    # -- health ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """A JSON-ready snapshot for a health endpoint: status, token and key timing, last error.
+
+        ``status`` is ``ok``, ``degraded`` (a valid key, but refreshes are failing), ``starting``
+        (no key yet, no failure yet), ``unavailable`` (no usable key) or ``stopped``.
+        """
+        runtime = self._runtime
+        report: dict[str, Any] = {"mode": self.mode, "endpoint": self.endpoint.endpoint}
+        if runtime is None:
+            return {"status": "stopped", **report}
+        if runtime.keys is None or runtime.entra is None:
+            return {"status": "ok", **report}
+        keys, entra = runtime.keys.health(), runtime.entra.health()
+        if keys["valid"]:
+            status = "degraded" if keys["consecutive_failures"] else "ok"
+        elif keys["consecutive_failures"] or keys["key_id"]:
+            status = "unavailable"
+        else:
+            status = "starting"
+        return {"status": status, **report, "entra_token": entra, "access_key": keys}
+
+    def not_ready(self) -> NotReadyError | None:
+        """Why negotiation would fail now, or ``None`` if it would succeed."""
+        runtime = self._runtime
+        if runtime is None or runtime.keys is None:
+            return None
+        try:
+            runtime.keys.current()
+        except NotReadyError as exc:
+            return exc
+        return None
+
+
+def _spawn_detached(function: Callable[[_Runtime], Any], runtime: _Runtime) -> None:
+    """Run ``function(runtime)`` outside any request, for servers that run no lifespan."""
+    try:
+        import trio
+
+        trio.lowlevel.current_task()
+    except (ImportError, RuntimeError):
+        import asyncio
+
+        task = asyncio.get_running_loop().create_task(function(runtime))
+        _DETACHED.add(task)  # a hard reference, or the loop may collect the task
+        task.add_done_callback(_DETACHED.discard)
+    else:
+        trio.lowlevel.spawn_system_task(function, runtime)
+
+
+_DETACHED: set[Any] = set()

@@ -1,0 +1,198 @@
+"""Client access tokens: the JWTs browsers present to SignalR Service.
+
+Signed here with HMAC (HS256/HS512) over the temporary access key, or over the access key of a
+connection string. Built by hand rather than with ``jwt.encode``: the header is fixed per key, so it
+is encoded once, and the HMAC state over the key is prepared once; minting is then a JSON dump, two
+base64 encodings and one HMAC (see ``benchmarks/``). Tests verify every token with PyJWT.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from ._durations import to_seconds
+from ._errors import InvalidInputError, TokenTooLongError
+from ._options import MAX_TOKEN_LIFETIME, Algorithm
+from ._secrets import Secret
+
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "RESERVED_CLAIMS",
+    "ClaimValue",
+    "SigningKey",
+    "build_claims",
+    "check_lifetime",
+    "mint_client_token",
+]
+
+MAX_TOKEN_LENGTH: Final = 4096
+"""The service refuses longer client tokens."""
+
+RESERVED_CLAIMS: Final = frozenset(
+    {"aud", "exp", "iat", "nbf", "iss", "actort", "acr", "azp", "c_hash", "jti", "nonce"}
+)
+"""Claim names that carry meaning for JWT validation; a custom claim so named becomes ``asrs.u.<name>``."""
+
+_SYSTEM_PREFIX: Final = "asrs.s."
+_MAX_USER_ID: Final = 1024
+
+Scalar = str | int | float | bool
+ClaimValue = Scalar | Sequence[Scalar]
+"""A claim value: a string, number or boolean, or a list of them (a multi-valued claim)."""
+
+_DIGESTS: Final = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """An HMAC key with its id (the JWT ``kid``) and the moment after which it must not sign."""
+
+    key_id: str
+    secret: Secret
+    usable_until: float = math.inf
+    fetched_at: float | None = None
+    _macs: dict[str, hmac.HMAC] = field(default_factory=dict, repr=False, compare=False)
+    _headers: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    def signer(self, algorithm: Algorithm) -> tuple[bytes, hmac.HMAC]:
+        """The encoded JWT header and a prepared HMAC for ``algorithm`` (cached on the key)."""
+        mac = self._macs.get(algorithm)
+        if mac is None:
+            mac = hmac.new(self.secret.reveal().encode(), digestmod=_DIGESTS[algorithm])
+            header = {"alg": algorithm, "typ": "JWT", "kid": self.key_id}
+            self._headers[algorithm] = _b64(json.dumps(header, separators=(",", ":")).encode())
+            self._macs[algorithm] = mac
+        return self._headers[algorithm], mac
+
+
+def check_lifetime(value: object) -> float:
+    """A client-token lifetime in seconds: above zero, at most a day."""
+    return to_seconds(value, name="lifetime", error=InvalidInputError, maximum=MAX_TOKEN_LIFETIME)
+
+
+def build_claims(
+    *,
+    user_id: str | None,
+    claims: Mapping[str, ClaimValue] | None,
+    roles: Sequence[str] | str,
+) -> dict[str, object]:
+    """The custom and system claims of a client token, checked, in the order the C# SDK writes them."""
+    payload: dict[str, object] = {}
+    if claims is not None:
+        if not isinstance(claims, Mapping):
+            msg = f"claims must be a mapping of claim names to values, not {type(claims).__name__}."
+            raise InvalidInputError(msg)
+        for name, value in claims.items():
+            payload[_claim_name(name)] = _claim_value(name, value)
+    if user_id is not None:
+        _check_user_id(user_id)
+        if payload.get("nameid", user_id) != user_id:
+            msg = "claims['nameid'] differs from user_id; pass the user id only as user_id=."
+            raise InvalidInputError(msg)
+        payload["asrs.s.uid"] = user_id
+        payload["nameid"] = user_id
+    role_list = _roles(roles)
+    if role_list:
+        existing = payload.get("role")
+        before = [] if existing is None else existing if isinstance(existing, list) else [existing]
+        merged = [*before, *role_list]
+        payload["role"] = merged[0] if len(merged) == 1 else merged
+    return payload
+
+
+def _claim_name(name: object) -> str:
+    if not isinstance(name, str) or not name or name != name.strip():
+        msg = f"Claim names must be non-empty strings without surrounding spaces, got {name!r:.80}."
+        raise InvalidInputError(msg)
+    if name.startswith(_SYSTEM_PREFIX):
+        msg = (
+            f"Claim {name!r:.80} is reserved for the service's own settings (asrs.s.*); use the "
+            "named arguments (user_id=) instead."
+        )
+        raise InvalidInputError(msg)
+    return f"asrs.u.{name}" if name in RESERVED_CLAIMS else name
+
+
+def _claim_value(name: str, value: object) -> ClaimValue:
+    if _is_scalar(value):
+        return value  # type: ignore[return-value]
+    if isinstance(value, list | tuple) and value and all(_is_scalar(item) for item in value):
+        return list(value)
+    msg = (
+        f"Claim {name!r:.80} must be a string, number or boolean, or a non-empty list of them; "
+        f"got {type(value).__name__}."
+    )
+    raise InvalidInputError(msg)
+
+
+def _is_scalar(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | int | bool)
+
+
+def _check_user_id(user_id: object) -> None:
+    if not isinstance(user_id, str) or not user_id:
+        msg = f"user_id must be a non-empty string, not {user_id!r:.80}."
+        raise InvalidInputError(msg)
+    if len(user_id) > _MAX_USER_ID:
+        msg = f"user_id is {len(user_id)} characters long; at most {_MAX_USER_ID} are allowed."
+        raise InvalidInputError(msg)
+    if any(ord(char) < 32 or ord(char) == 127 for char in user_id):
+        msg = "user_id must not contain control characters."
+        raise InvalidInputError(msg)
+
+
+def _roles(roles: Sequence[str] | str) -> list[str]:
+    if isinstance(roles, str):
+        roles = [roles]
+    if not isinstance(roles, Sequence):
+        msg = f"roles must be a sequence of strings, not {type(roles).__name__}."
+        raise InvalidInputError(msg)
+    for role in roles:
+        if not isinstance(role, str) or not role:
+            msg = f"Each role must be a non-empty string, got {role!r:.80}."
+            raise InvalidInputError(msg)
+    return list(roles)
+
+
+def mint_client_token(
+    key: SigningKey,
+    *,
+    audience: str,
+    claims: Mapping[str, object],
+    lifetime: float,
+    now: float,
+    algorithm: Algorithm = "HS256",
+) -> str:
+    """Sign a client token: ``claims`` then ``nbf``, ``exp``, ``iat``, ``aud``."""
+    issued = int(now)
+    payload = {**claims, "nbf": issued, "exp": int(now + lifetime), "iat": issued, "aud": audience}
+    try:
+        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:  # build_claims admits only JSON values; belt and braces
+        msg = "The claims cannot be written as JSON."
+        raise InvalidInputError(msg) from exc
+    header, prototype = key.signer(algorithm)
+    signing_input = header + b"." + _b64(body)
+    mac = prototype.copy()
+    mac.update(signing_input)
+    token = (signing_input + b"." + _b64(mac.digest())).decode()
+    if len(token) > MAX_TOKEN_LENGTH:
+        msg = (
+            f"The client token would be {len(token)} characters long; SignalR Service accepts at "
+            f"most {MAX_TOKEN_LENGTH}. Send fewer or shorter claims or roles."
+        )
+        raise TokenTooLongError(msg)
+    return token

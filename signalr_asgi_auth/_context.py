@@ -1,0 +1,117 @@
+"""What every request gets: :class:`SignalRContext`, the negotiate helper and client-token minting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from ._client_tokens import ClaimValue, SigningKey, build_claims, check_lifetime, mint_client_token
+from ._endpoint import ServiceEndpoint
+from ._names import prefixed_hub
+from ._options import Options
+
+__all__ = ["KeySource", "SignalRContext", "StaticKey"]
+
+
+class KeySource(Protocol):
+    """Where the signing key comes from: the access-key keeper, or a connection string's key."""
+
+    def current(self) -> SigningKey: ...
+
+
+class StaticKey:
+    """The access key of a connection string (local development and migration)."""
+
+    def __init__(self, key: SigningKey) -> None:
+        self._key = key
+
+    def current(self) -> SigningKey:
+        return self._key
+
+    def __repr__(self) -> str:
+        return f"StaticKey(kid={self._key.key_id!r})"
+
+
+class SignalRContext:
+    """The SignalR side of a request: ``request.state.signalr``, or the FastAPI ``SignalR`` dependency.
+
+    Negotiation in access-key mode is pure computation: the key is already in memory, kept fresh
+    by the background keeper, so no call here touches the network.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: ServiceEndpoint,
+        options: Options,
+        keys: KeySource,
+        health: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.endpoint = endpoint
+        self._options = options
+        self._keys = keys
+        self._health = health
+
+    def __repr__(self) -> str:
+        return f"SignalRContext(endpoint={self.endpoint.endpoint!r})"
+
+    async def negotiate(
+        self,
+        hub: str,
+        *,
+        user_id: str | None = None,
+        claims: Mapping[str, ClaimValue] | None = None,
+        roles: Sequence[str] = (),
+        lifetime: float | timedelta | None = None,
+    ) -> dict[str, str]:
+        """The reply for a client's negotiate request: ``{"url": ..., "accessToken": ...}``.
+
+        Raises :class:`InvalidInputError` for bad arguments and :class:`NotReadyError` while no
+        signing key is usable.
+        """
+        prefixed = prefixed_hub(hub, self._options.application_name)
+        token = self._mint(prefixed, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime)
+        return {"url": self.endpoint.client_url(prefixed), "accessToken": token}
+
+    async def client_token(
+        self,
+        hub: str,
+        *,
+        user_id: str | None = None,
+        claims: Mapping[str, ClaimValue] | None = None,
+        roles: Sequence[str] = (),
+        lifetime: float | timedelta | None = None,
+    ) -> str:
+        """A client access token for ``hub`` alone (for clients that know the service URL)."""
+        prefixed = prefixed_hub(hub, self._options.application_name)
+        return self._mint(prefixed, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime)
+
+    def client_url(self, hub: str) -> str:
+        """Where clients of ``hub`` connect: ``{client endpoint}/client/?hub={hub}``."""
+        return self.endpoint.client_url(prefixed_hub(hub, self._options.application_name))
+
+    def health(self) -> dict[str, Any]:
+        """A JSON-ready snapshot of the keepers (no secrets); see :meth:`SignalRAuth.health`."""
+        return self._health()
+
+    def _mint(
+        self,
+        prefixed: str,
+        *,
+        user_id: str | None,
+        claims: Mapping[str, ClaimValue] | None,
+        roles: Sequence[str],
+        lifetime: float | timedelta | None,
+    ) -> str:
+        seconds = self._options.token_lifetime if lifetime is None else check_lifetime(lifetime)
+        payload = build_claims(user_id=user_id, claims=claims, roles=roles)
+        key = self._keys.current()
+        return mint_client_token(
+            key,
+            audience=self.endpoint.client_audience(prefixed),
+            claims=payload,
+            lifetime=seconds,
+            now=self._options.clock.now(),
+            algorithm=self._options.algorithm,
+        )

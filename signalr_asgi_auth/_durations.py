@@ -1,0 +1,42 @@
+"""Reading durations given as seconds or ``timedelta``."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from ._errors import ConfigurationError
+
+__all__ = ["Duration", "to_seconds"]
+
+Duration = float | timedelta
+"""Seconds as ``int``/``float``, or a ``timedelta``."""
+
+
+def to_seconds(
+    value: object,
+    *,
+    name: str,
+    error: type[ValueError] = ConfigurationError,
+    allow_zero: bool = False,
+    maximum: float | None = None,
+) -> float:
+    """``value`` in seconds, checked: a finite number (or ``timedelta``) above zero, at most ``maximum``."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        msg = f"{name} must be a number of seconds or a timedelta, not {type(value).__name__}."
+        raise error(msg)
+    if not math.isfinite(seconds):
+        msg = f"{name} must be a finite number of seconds."
+        raise error(msg)
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "more than zero"
+        msg = f"{name} must be {bound} seconds, got {seconds:g}."
+        raise error(msg)
+    if maximum is not None and seconds > maximum:
+        msg = f"{name} must be at most {maximum:g} seconds, got {seconds:g}."
+        raise error(msg)
+    return seconds

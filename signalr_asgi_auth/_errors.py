@@ -1,0 +1,162 @@
+"""The exceptions this library raises, as one tree.
+
+    SignalRAuthError
+    ├── ConfigurationError (also a ValueError)     a setting is wrong: fix the code or the environment
+    │   └── ConnectionStringError                  a connection string is malformed or incomplete
+    ├── InvalidInputError (also a ValueError)      a negotiate argument is wrong: hub, user id, claims, lifetime
+    │   └── TokenTooLongError                      the client token would exceed the service's 4 KB limit
+    ├── NotReadyError                              no usable signing key (yet); the keepers keep trying
+    └── ServiceError                               Microsoft Entra ID or SignalR Service answered badly
+        ├── AuthenticationFailedError              no valid Entra token: 401, or the credential failed
+        │   └── EntraTokenError                    the credential could not get a token
+        └── PermissionDeniedError                  403: the identity lacks a role on the resource
+
+Messages say what to do. None of them ever holds a token, a key or a client secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._rbac import SCOPE_LEVELS
+
+__all__ = [
+    "AuthenticationFailedError",
+    "ConfigurationError",
+    "ConnectionStringError",
+    "EntraTokenError",
+    "InvalidInputError",
+    "NotReadyError",
+    "PermissionDeniedError",
+    "ServiceError",
+    "SignalRAuthError",
+    "TokenTooLongError",
+]
+
+
+class SignalRAuthError(Exception):
+    """The base of every exception this library raises on purpose."""
+
+
+class ConfigurationError(SignalRAuthError, ValueError):
+    """Raised when a setting is missing or invalid: an option, the endpoint, the credential."""
+
+
+class ConnectionStringError(ConfigurationError):
+    """Raised when a connection string is malformed, incomplete or contradictory.
+
+    The message names the key to fix and never repeats a secret value.
+    """
+
+
+class InvalidInputError(SignalRAuthError, ValueError):
+    """Raised when a negotiate or token argument is invalid; the negotiate endpoint answers 400."""
+
+
+class TokenTooLongError(InvalidInputError):
+    """Raised when a client token would be longer than the 4096 characters the service accepts."""
+
+
+class NotReadyError(SignalRAuthError):
+    """Raised when no valid signing key is at hand: before the first one arrives or after the last
+    one expired while refreshes failed. The negotiate endpoint answers 503 with ``Retry-After``.
+
+    ``cause`` holds the last refresh error, if any, whose explanation the message repeats.
+    """
+
+    def __init__(self, message: str, *, retry_after: float, cause: Exception | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.cause = cause
+
+
+class ServiceError(SignalRAuthError):
+    """Raised when Microsoft Entra ID or SignalR Service answers with an error, too slowly, or with a
+    reply that cannot be read. ``status`` is the HTTP status, when there was one."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class AuthenticationFailedError(ServiceError):
+    """Raised when the service rejects the Entra token (401), typically a token for another cloud,
+    tenant or audience."""
+
+
+class EntraTokenError(AuthenticationFailedError):
+    """Raised when the credential could not get a Microsoft Entra token (the managed-identity endpoint
+    is unreachable, refuses, or the identity is not assigned to this host)."""
+
+
+class PermissionDeniedError(ServiceError):
+    """Raised when the service answers 403: the identity lacks a role that grants ``action``.
+
+    Attributes name everything needed to fix it: ``roles`` (any one of them is enough), ``principal_id``
+    (the Entra object id), ``app_id``, ``resource`` (the endpoint) and ``action``.
+    """
+
+    def __init__(
+        self,
+        *,
+        action: str,
+        roles: Sequence[str],
+        principal_id: str | None,
+        app_id: str | None,
+        resource: str,
+        doing: str,
+        resource_name: str | None = None,
+    ) -> None:
+        self.action = action
+        self.roles = tuple(roles)
+        self.principal_id = principal_id
+        self.app_id = app_id
+        self.resource = resource
+        super().__init__(
+            _permission_message(
+                action=action,
+                roles=self.roles,
+                principal_id=principal_id,
+                app_id=app_id,
+                resource=resource,
+                doing=doing,
+                resource_name=resource_name,
+            ),
+            status=403,
+        )
+
+
+def _permission_message(
+    *,
+    action: str,
+    roles: tuple[str, ...],
+    principal_id: str | None,
+    app_id: str | None,
+    resource: str,
+    doing: str,
+    resource_name: str | None,
+) -> str:
+    if principal_id:
+        who = f"principal (object id) {principal_id}"
+        who += f", app id {app_id}" if app_id else ""
+    else:
+        who = "the identity (its object id could not be read from the token)"
+    wanted = " or ".join(f"'{role}'" for role in roles)
+    where = ", ".join(SCOPE_LEVELS[:-1]) + f" or {SCOPE_LEVELS[-1]}"
+    scope = (
+        "/subscriptions/<subscription-id>/resourceGroups/<resource-group>"
+        f"/providers/Microsoft.SignalRService/SignalR/{resource_name or '<name>'}"
+    )
+    assignee = principal_id or "<principal-object-id>"
+    first = roles[0] if roles else "SignalR Service Owner"
+    return (
+        f"SignalR Service at {resource} refused to {doing} (403 Forbidden) for {who}: it needs the data "
+        f"action {action}. Assign the role {wanted} to this principal at the {where} scope of this "
+        f"SignalR resource, e.g. az role assignment create --assignee-object-id {assignee} "
+        f"--assignee-principal-type ServicePrincipal --role '{first}' --scope {scope}. "
+        "Owner, Contributor and Reader grant no data-plane access. "
+        "Role assignments can take up to 30 minutes to apply."
+    )

@@ -1,0 +1,422 @@
+"""The background keepers: the Entra token and the service's temporary access key.
+
+Both run in the task group that the middleware (or ``async with auth``) owns; requests only read
+what they hold. A failed refresh never throws away a value that is still valid: the last good key
+keeps signing until it expires, while retries back off with jitter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import httpx2
+
+from ._backoff import Backoff
+from ._client_tokens import SigningKey
+from ._credentials import CredentialAdapter, EntraToken, read_principal, scrub
+from ._endpoint import ServiceEndpoint
+from ._errors import (
+    AuthenticationFailedError,
+    NotReadyError,
+    PermissionDeniedError,
+    ServiceError,
+    SignalRAuthError,
+)
+from ._options import Options
+from ._rbac import DataAction, roles_granting
+from ._secrets import Secret
+from ._single_flight import SingleFlight
+
+__all__ = ["AccessKeyKeeper", "EntraTokenKeeper", "isoformat", "service_error"]
+
+logger = logging.getLogger("signalr_asgi_auth.keepers")
+
+_EXPIRY_SKEW = 30.0  # a token this close to expiry may die in transit: fetch a new one instead
+_MAX_RETRY_AFTER = 60.0
+
+
+def isoformat(moment: float | None) -> str | None:
+    if moment is None or not math.isfinite(moment):
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+
+
+class _Attempts:
+    """What a keeper remembers of its refresh attempts, for messages and ``health()``."""
+
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
+        self.failures = 0
+        self.fetches = 0
+        self.last_error: SignalRAuthError | None = None
+        self.last_error_at: float | None = None
+        self.next_attempt_at: float | None = None
+
+    def succeeded(self) -> None:
+        self.fetches += 1
+        self.failures = 0
+
+    def failed(self, error: SignalRAuthError, now: float) -> float:
+        """Record a failure; the delay before the next attempt."""
+        self.failures += 1
+        self.last_error, self.last_error_at = error, now
+        retry_after = error.retry_after if isinstance(error, ServiceError) else None
+        return self.backoff.delay(self.failures, retry_after=retry_after)
+
+    def snapshot(self) -> dict[str, Any]:
+        error = self.last_error
+        return {
+            "fetches": self.fetches,
+            "consecutive_failures": self.failures,
+            "next_attempt_at": isoformat(self.next_attempt_at),
+            "last_error": None
+            if error is None
+            else {
+                "type": type(error).__name__,
+                "message": str(error),
+                "at": isoformat(self.last_error_at),
+                "current": self.failures > 0,
+            },
+        }
+
+
+class EntraTokenKeeper:
+    """Keeps a Microsoft Entra token for the service's scope fresh, refreshing it at ``refresh_on``
+    or ``token_refresh_margin`` before it expires. Concurrent refreshes are single-flight."""
+
+    def __init__(self, adapter: CredentialAdapter, *, options: Options) -> None:
+        self._adapter = adapter
+        self._clock = options.clock
+        self._margin = options.token_refresh_margin
+        self._min_gap = options.retry_initial_delay
+        self._token: EntraToken | None = None
+        self._flight: SingleFlight[EntraToken] = SingleFlight()
+        self.attempts = _Attempts(Backoff(options.retry_initial_delay, options.retry_max_delay))
+
+    @property
+    def credential_name(self) -> str:
+        return self._adapter.name
+
+    def __repr__(self) -> str:
+        return f"EntraTokenKeeper({self._adapter.name}, fetches={self.attempts.fetches})"
+
+    async def get(self) -> EntraToken:
+        """A token that is still valid: the one held, or a fresh one if it is missing or expiring."""
+        token = self._token
+        if token is not None and self._clock.now() < token.expires_on - _EXPIRY_SKEW:
+            return token
+        return await self.refresh()
+
+    def discard(self, token: EntraToken) -> None:
+        """Forget ``token`` (the service rejected it) so that the next ``get`` fetches anew."""
+        if self._token is token:
+            self._token = None
+
+    async def refresh(self) -> EntraToken:
+        return await self._flight.run("token", self._fetch)
+
+    async def _fetch(self) -> EntraToken:
+        try:
+            token = await self._adapter.get_token()
+        except SignalRAuthError as exc:
+            delay = self.attempts.failed(exc, self._clock.now())
+            self.attempts.next_attempt_at = self._clock.now() + delay
+            logger.warning(
+                "Getting a Microsoft Entra token failed (attempt %d, next in %.1f s): %s",
+                self.attempts.failures,
+                delay,
+                exc,
+            )
+            raise
+        recovered = self.attempts.failures > 0
+        self.attempts.succeeded()
+        self._token = token
+        self.attempts.next_attempt_at = max(
+            token.refresh_at(self._margin), token.fetched_at + self._min_gap
+        )
+        log = logger.info if recovered or self.attempts.fetches == 1 else logger.debug
+        log(
+            "Got a Microsoft Entra token from %s, expiring %s",
+            self._adapter.name,
+            isoformat(token.expires_on),
+        )
+        return token
+
+    async def run(self) -> None:
+        """Refresh forever; started in the owning task group."""
+        while True:
+            due = self.attempts.next_attempt_at
+            if due is not None:
+                await self._clock.sleep(max(due - self._clock.now(), 0.0))
+            try:
+                await self.refresh()
+            except SignalRAuthError:
+                pass  # recorded and logged; the next attempt is scheduled
+            except Exception:
+                logger.exception("Unexpected error while refreshing the Entra token")
+                delay = self.attempts.backoff.delay(self.attempts.failures + 1)
+                self.attempts.next_attempt_at = self._clock.now() + delay
+
+    def health(self) -> dict[str, Any]:
+        token = self._token
+        now = self._clock.now()
+        return {
+            "credential": self._adapter.name,
+            "expires_at": isoformat(token.expires_on) if token else None,
+            "refresh_at": isoformat(token.refresh_at(self._margin)) if token else None,
+            "age_seconds": round(now - token.fetched_at, 1) if token else None,
+            "valid": token is not None and now < token.expires_on,
+            **self.attempts.snapshot(),
+        }
+
+
+def service_error(
+    response: httpx2.Response,
+    *,
+    endpoint: ServiceEndpoint,
+    doing: str,
+    action: str,
+    token: str | None,
+) -> ServiceError:
+    """The exception for an error answer from SignalR Service, with what to do about it."""
+    status = response.status_code
+    detail = _reply_detail(response, token)
+    where = f"SignalR Service at {endpoint.endpoint}"
+    if status == 401:
+        msg = (
+            f"{where} rejected the Microsoft Entra token while trying to {doing} (401 Unauthorized)"
+            f"{detail}. The token must be for the scope https://signalr.azure.com/.default and "
+            "from the tenant of the SignalR resource; in sovereign clouds set the credential's "
+            "authority host."
+        )
+        return AuthenticationFailedError(msg, status=status)
+    if status == 403:
+        principal = read_principal(token) if token else None
+        return PermissionDeniedError(
+            action=action,
+            roles=[role.name for role in roles_granting(action)],
+            principal_id=principal.object_id if principal else None,
+            app_id=principal.app_id if principal else None,
+            resource=endpoint.endpoint,
+            doing=doing,
+            resource_name=endpoint.resource_name,
+        )
+    retry_after = _retry_after(response)
+    if status == 404:
+        msg = (
+            f"{where} has no API at {response.request.url.path} (404 Not Found) while trying to "
+            f"{doing}{detail}. Check that the endpoint is the SignalR resource's own URL."
+        )
+    elif status == 429:
+        msg = f"{where} is throttling requests to {doing} (429 Too Many Requests){detail}."
+    else:
+        phrase = response.reason_phrase or "error"
+        msg = f"{where} answered {status} {phrase} while trying to {doing}{detail}."
+    return ServiceError(msg, status=status, retry_after=retry_after)
+
+
+def _reply_detail(response: httpx2.Response, token: str | None) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return ""
+    return f": {scrub(message, token)}"
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def transport_error(exc: Exception, *, endpoint: ServiceEndpoint, doing: str) -> ServiceError:
+    """The exception for a request that got no answer: timeout, refused connection, broken reply."""
+    where = f"SignalR Service at {endpoint.server_endpoint}"
+    if isinstance(exc, httpx2.TimeoutException):
+        msg = f"{where} did not answer in time while trying to {doing} ({type(exc).__name__})."
+    else:
+        msg = f"Could not reach {where} to {doing} ({type(exc).__name__}): {scrub(str(exc))}"
+    return ServiceError(msg)
+
+
+class AccessKeyKeeper:
+    """Keeps the service's temporary access key: fetched with the Entra token, refreshed every
+    ``key_refresh_interval``, used until ``key_lifetime - key_expiry_margin`` after its fetch."""
+
+    _doing = "get a temporary access key"
+
+    def __init__(
+        self,
+        *,
+        endpoint: ServiceEndpoint,
+        entra: EntraTokenKeeper,
+        http: httpx2.AsyncClient,
+        options: Options,
+    ) -> None:
+        self._endpoint = endpoint
+        self._entra = entra
+        self._http = http
+        self._clock = options.clock
+        self._interval = options.key_refresh_interval
+        self._usable_for = options.key_usable_for
+        self._timeout = options.request_timeout
+        self._key: SigningKey | None = None
+        self._flight: SingleFlight[SigningKey] = SingleFlight()
+        self.ready = anyio.Event()
+        self.attempts = _Attempts(Backoff(options.retry_initial_delay, options.retry_max_delay))
+
+    def __repr__(self) -> str:
+        return f"AccessKeyKeeper({self._endpoint.endpoint!r}, fetches={self.attempts.fetches})"
+
+    def current(self) -> SigningKey:
+        """The key to sign with now; :class:`NotReadyError` when there is none still usable."""
+        key = self._key
+        if key is not None and self._clock.now() < key.usable_until:
+            return key
+        raise self.not_ready()
+
+    def not_ready(self) -> NotReadyError:
+        now = self._clock.now()
+        due = self.attempts.next_attempt_at
+        retry_after = 1.0 if due is None else min(max(due - now, 1.0), _MAX_RETRY_AFTER)
+        error = self.attempts.last_error if self.attempts.failures else None
+        key = self._key
+        if key is not None:
+            what = f"The SignalR access key expired at {isoformat(key.usable_until)}"
+            why = f" and refreshing it has failed {self.attempts.failures} times"
+            why += f": {error}" if error else "."
+        elif error is not None:
+            what, why = "No SignalR access key yet", f": {error}"
+        else:
+            what = "No SignalR access key yet"
+            why = f": the first request to {self._endpoint.server_endpoint} is under way."
+        return NotReadyError(
+            f"{what}{why} Retrying in the background.", retry_after=retry_after, cause=error
+        )
+
+    async def refresh(self) -> SigningKey:
+        return await self._flight.run("key", self._fetch_recorded)
+
+    async def _fetch_recorded(self) -> SigningKey:
+        try:
+            key = await self._fetch()
+        except SignalRAuthError as exc:
+            now = self._clock.now()
+            delay = self.attempts.failed(exc, now)
+            self.attempts.next_attempt_at = now + delay
+            held = self._key
+            keeps = (
+                f"the current key stays usable until {isoformat(held.usable_until)}"
+                if held is not None and now < held.usable_until
+                else "no usable key"
+            )
+            logger.warning(
+                "Refreshing the SignalR access key failed (attempt %d, next in %.1f s; %s): %s",
+                self.attempts.failures,
+                delay,
+                keeps,
+                exc,
+            )
+            raise
+        recovered = self.attempts.failures > 0
+        self.attempts.succeeded()
+        self._key = key
+        self.attempts.next_attempt_at = self._clock.now() + self._interval
+        self.ready.set()
+        log = logger.info if recovered or self.attempts.fetches == 1 else logger.debug
+        log(
+            "Got a SignalR access key (kid %s) from %s, usable until %s",
+            key.key_id,
+            self._endpoint.server_endpoint,
+            isoformat(key.usable_until),
+        )
+        return key
+
+    async def _fetch(self) -> SigningKey:
+        token = await self._entra.get()
+        bearer = token.token.reveal()
+        try:
+            response = await self._http.get(
+                self._endpoint.access_key_url,
+                headers={"Authorization": f"Bearer {bearer}"},
+                timeout=self._timeout,
+            )
+        except httpx2.HTTPError as exc:
+            raise transport_error(exc, endpoint=self._endpoint, doing=self._doing) from None
+        if response.status_code != 200:
+            if response.status_code == 401:
+                self._entra.discard(token)
+            raise service_error(
+                response,
+                endpoint=self._endpoint,
+                doing=self._doing,
+                action=DataAction.ACCESS_KEY,
+                token=bearer,
+            )
+        key_id, secret = self._read(response)
+        fetched_at = self._clock.now()
+        return SigningKey(
+            key_id=key_id,
+            secret=Secret(secret),
+            usable_until=fetched_at + self._usable_for,
+            fetched_at=fetched_at,
+        )
+
+    def _read(self, response: httpx2.Response) -> tuple[str, str]:
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            body = None
+        key_id = body.get("KeyId") if isinstance(body, dict) else None
+        secret = body.get("AccessKey") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            problem = "is not a JSON object"
+        elif not isinstance(key_id, str) or not key_id:
+            problem = "has no KeyId string"
+        elif not isinstance(secret, str) or not secret:
+            problem = "has no AccessKey string"
+        else:
+            return key_id, secret
+        msg = (
+            f"SignalR Service at {self._endpoint.server_endpoint} answered the access-key request "
+            f"with a reply that {problem}."
+        )
+        raise ServiceError(msg, status=response.status_code)
+
+    async def run(self) -> None:
+        """Fetch now, then refresh forever; started in the owning task group."""
+        while True:
+            try:
+                await self.refresh()
+            except SignalRAuthError:
+                pass  # recorded and logged; the next attempt is scheduled
+            except Exception:
+                logger.exception("Unexpected error while refreshing the SignalR access key")
+                delay = self.attempts.backoff.delay(self.attempts.failures + 1)
+                self.attempts.next_attempt_at = self._clock.now() + delay
+            due = self.attempts.next_attempt_at or self._clock.now()
+            await self._clock.sleep(max(due - self._clock.now(), 0.0))
+
+    def health(self) -> dict[str, Any]:
+        key = self._key
+        now = self._clock.now()
+        fetched = key.fetched_at if key and key.fetched_at is not None else None
+        return {
+            "key_id": key.key_id if key else None,
+            "fetched_at": isoformat(fetched),
+            "age_seconds": round(now - fetched, 1) if fetched is not None else None,
+            "usable_until": isoformat(key.usable_until) if key else None,
+            "valid": key is not None and now < key.usable_until,
+            **self.attempts.snapshot(),
+        }

@@ -1,0 +1,38 @@
+"""Hub and application names: what the service accepts, and how they combine."""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import ConfigurationError, InvalidInputError
+
+__all__ = ["check_application_name", "prefixed_hub"]
+
+_HUB = re.compile(r"[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}")
+_APPLICATION = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def check_application_name(name: str | None) -> str | None:
+    """The application name, lower-cased, or ``None``; it prefixes every hub as ``{app}_{hub}``."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _APPLICATION.fullmatch(name):
+        msg = (
+            "application_name must start with a letter and hold only letters, digits and "
+            f"underscores, got {name!r}."
+        )
+        raise ConfigurationError(msg)
+    return name.lower()
+
+
+def prefixed_hub(hub: object, application: str | None) -> str:
+    """The hub name as the service sees it: lower-cased, with the application prefix if any."""
+    if not isinstance(hub, str) or not _HUB.fullmatch(hub):
+        shown = repr(hub)[:80] if isinstance(hub, str) else f"a {type(hub).__name__}"
+        msg = (
+            f"Invalid hub name {shown}: it must start with a letter and hold 1 to 128 letters, digits "
+            "or _`,.[] characters."
+        )
+        raise InvalidInputError(msg)
+    hub = hub.lower()
+    return f"{application}_{hub}" if application else hub

@@ -1,0 +1,122 @@
+"""The ready-made negotiate endpoint, and how errors become HTTP answers.
+
+Real clients POST ``{hub url}/negotiate?negotiateVersion=1`` with an empty body; GET is accepted
+too. The query and body are ignored: the reply depends only on the server's own settings.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import TypeAlias, TypeVar, Union
+
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+
+from ._client_tokens import ClaimValue
+from ._context import SignalRContext
+from ._errors import (
+    InvalidInputError,
+    NotReadyError,
+    ServiceError,
+    SignalRAuthError,
+    TokenTooLongError,
+)
+from ._middleware import STATE_KEY
+from ._names import prefixed_hub
+
+__all__ = ["error_response", "get_context", "negotiate_endpoint"]
+
+logger = logging.getLogger("signalr_asgi_auth")
+
+T = TypeVar("T")
+PerRequest: TypeAlias = Union[T, Callable[[Request], Union[T, Awaitable[T]]]]  # noqa: UP007
+"""A value, or a function of the request that returns it (sync or async)."""
+
+_SERVICE_RETRY_AFTER = 5
+
+
+def get_context(connection: HTTPConnection) -> SignalRContext:
+    """The SignalR context of a request or WebSocket, put there by the middleware."""
+    context = getattr(connection.state, STATE_KEY, None)
+    if not isinstance(context, SignalRContext):
+        msg = (
+            "No SignalR context on this request: add SignalRAuthMiddleware to the app, e.g. "
+            "Starlette(middleware=[Middleware(SignalRAuthMiddleware, auth=auth)])."
+        )
+        raise RuntimeError(msg)
+    return context
+
+
+def error_response(exc: SignalRAuthError) -> JSONResponse:
+    """The JSON answer for a library error: 400/413 for bad input, 503 with ``Retry-After`` while
+    the service cannot be used. The body's ``error`` is the message (as ASP.NET Core's negotiate
+    writes it); ``code`` is for programs."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, TokenTooLongError):
+        status, code = 413, "token_too_long"
+    elif isinstance(exc, InvalidInputError):
+        status, code = 400, "invalid_request"
+    elif isinstance(exc, NotReadyError):
+        status, code = 503, "not_ready"
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    else:
+        status, code = 503, "service_error" if isinstance(exc, ServiceError) else "unavailable"
+        retry = exc.retry_after if isinstance(exc, ServiceError) and exc.retry_after else None
+        headers["Retry-After"] = str(max(1, math.ceil(retry or _SERVICE_RETRY_AFTER)))
+    if status >= 500:
+        logger.warning("Negotiation failed: %s", exc)
+    return JSONResponse({"code": code, "error": str(exc)}, status_code=status, headers=headers)
+
+
+async def _resolve(value: PerRequest[T], request: Request) -> T:
+    if callable(value):
+        result = value(request)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+    return value
+
+
+def negotiate_endpoint(
+    hub: str,
+    *,
+    user_id: PerRequest[str | None] = None,
+    claims: PerRequest[Mapping[str, ClaimValue] | None] = None,
+    roles: PerRequest[Sequence[str]] = (),
+    lifetime: PerRequest[float | timedelta | None] = None,
+) -> type[HTTPEndpoint]:
+    """A Starlette endpoint for ``Route("/{hub}/negotiate", ...)`` that answers POST and GET.
+
+    Each keyword is a value or a function of the request, e.g.
+    ``user_id=lambda request: request.user.identity``. Bad input gets 400 JSON, "not ready" gets
+    503 JSON with ``Retry-After``; never a traceback.
+    """
+    prefixed_hub(hub, None)  # a bad hub name is a programming error: fail at import time
+
+    async def answer(request: Request) -> Response:
+        try:
+            reply = await get_context(request).negotiate(
+                hub,
+                user_id=await _resolve(user_id, request),
+                claims=await _resolve(claims, request),
+                roles=await _resolve(roles, request),
+                lifetime=await _resolve(lifetime, request),
+            )
+        except SignalRAuthError as exc:
+            return error_response(exc)
+        return JSONResponse(reply, headers={"Cache-Control": "no-store"})
+
+    class NegotiateEndpoint(HTTPEndpoint):
+        async def get(self, request: Request) -> Response:
+            return await answer(request)
+
+        async def post(self, request: Request) -> Response:
+            return await answer(request)
+
+    NegotiateEndpoint.__name__ = NegotiateEndpoint.__qualname__ = f"Negotiate_{hub}"
+    return NegotiateEndpoint

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 __all__ = ["Backoff"]
 
+_MAX_EXPONENT = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -22,7 +24,8 @@ class Backoff:
     random: Callable[[], float] = field(default=random.random, repr=False)
 
     def delay(self, failures: int, *, retry_after: float | None = None) -> float:
-        ceiling = min(self.maximum, self.initial * 2 ** max(failures - 1, 0))
+        # The exponent is capped: float * 2**1024 overflows, and a long outage counts that many failures.
+        ceiling = min(self.maximum, self.initial * 2 ** min(max(failures - 1, 0), _MAX_EXPONENT))
         floor = min(self.initial / 10, ceiling)
         chosen: float = floor + float(self.random()) * (ceiling - floor)
         if retry_after is not None and retry_after > 0:

@@ -94,7 +94,15 @@ def build_claims(
             msg = f"claims must be a mapping of claim names to values, not {type(claims).__name__}."
             raise InvalidInputError(msg)
         for name, value in claims.items():
-            payload[_claim_name(name)] = _claim_value(name, value)
+            written = _claim_name(name)
+            if written in payload:  # both "aud" and "asrs.u.aud": one would silently vanish
+                reserved = written.removeprefix("asrs.u.")
+                msg = (
+                    f"Claims {reserved!r} and {written!r} cannot both be given: a custom claim named "
+                    "like a reserved one is sent as asrs.u.<name>. Pass only one of them."
+                )
+                raise InvalidInputError(msg)
+            payload[written] = _claim_value(name, value)
     if user_id is not None:
         _check_user_id(user_id)
         if payload.get("nameid", user_id) != user_id:

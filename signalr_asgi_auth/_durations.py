@@ -24,8 +24,11 @@ def to_seconds(
     """``value`` in seconds, checked: a finite number (or ``timedelta``) above zero, at most ``maximum``."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
+    elif isinstance(value, float):
         seconds = float(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        # float() of an int beyond 1e308 raises OverflowError; such a value is simply too long
+        seconds = float(value) if abs(value) < 2**1023 else math.copysign(math.inf, value)
     else:
         msg = f"{name} must be a number of seconds or a timedelta, not {type(value).__name__}."
         raise error(msg)

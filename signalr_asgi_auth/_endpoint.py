@@ -95,7 +95,9 @@ class ServiceEndpoint:
         client_endpoint: str | None = None,
         server_endpoint: str | None = None,
     ) -> ServiceEndpoint:
-        if port is not None and (isinstance(port, bool) or not 0 < port < 65536):
+        if port is not None and (
+            not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536
+        ):
             msg = "Invalid value for port: it must be an integer between 1 and 65535."
             raise ConfigurationError(msg)
         main = normalize_url(endpoint, key="endpoint", port=port)
@@ -124,7 +126,9 @@ class ServiceEndpoint:
         """The resource's name when the host is an Azure SignalR host name, else ``None``."""
         for suffix in _CLOUD_SUFFIXES:
             if self.host.endswith(suffix):
-                return self.host.removesuffix(suffix)
+                # a private endpoint's host name is <name>.privatelink.service.signalr.net
+                name = self.host.removesuffix(suffix).removesuffix(".privatelink")
+                return name if name and "." not in name else None
         return None
 
     def client_audience(self, prefixed_hub: str) -> str:

@@ -1,0 +1,65 @@
+"""Helpers shared by the library's tests: principals with roles, and token verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import warnings
+
+import anyio
+import jwt
+from jwt.warnings import InsecureKeyLengthWarning
+
+from signalr_asgi_auth import SignalRAuth
+from signalr_asgi_auth.emulator import Emulator, Principal
+
+FAST: dict[str, Any] = {"retry_initial_delay": 0.05, "retry_max_delay": 0.2}
+"""Options for tests: retries in tens of milliseconds, not seconds."""
+
+
+def principal_with_role(
+    emulator: Emulator, role: str = "SignalR App Server", scope: str | None = None
+) -> Principal:
+    principal = emulator.add_principal(role.lower().replace(" ", "-"))
+    emulator.assign(principal, role, scope)
+    return principal
+
+
+def auth_for(
+    emulator: Emulator, url: str, principal: Principal | None, **options: Any
+) -> SignalRAuth:
+    """A SignalRAuth on the emulator's managed identity (user-assigned when ``principal`` is given)."""
+    client_id = principal.client_id if principal is not None else None
+    connection_string = emulator.connection_string(url, client_id=client_id)
+    return SignalRAuth.from_connection_string(connection_string, **{**FAST, **options})
+
+
+def verify_client_token(
+    token: str, emulator: Emulator, *, audience: str, algorithm: str = "HS256"
+) -> dict[str, Any]:
+    """Check a client token as the service would: the key named by ``kid``, still valid; signature,
+    audience and expiry. Returns the claims."""
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "JWT"
+    assert header["alg"] == algorithm
+    key = emulator.find_key(header["kid"])
+    assert key is not None, "kid names no key the emulator issued"
+    assert key.is_valid_at(emulator.clock.now())
+    with warnings.catch_warnings():
+        # PyJWT asks for 64-byte keys with HS512; the service's keys are what they are.
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.access_key.encode(),
+            algorithms=[algorithm],
+            audience=audience,
+            options={"require": ["exp", "iat", "nbf", "aud"]},
+        )
+    return claims
+
+
+async def wait_for_status(auth: SignalRAuth, status: str, timeout: float = 5.0) -> None:
+    """Poll ``auth.health()`` until its status is ``status``."""
+    with anyio.fail_after(timeout):
+        while auth.health()["status"] != status:
+            await anyio.sleep(0.02)

@@ -1,0 +1,147 @@
+"""The background keepers against the emulator, with short intervals: nothing on the request path,
+refresh on schedule, the last good key through failures, 503 after expiry, recovery by itself."""
+
+from __future__ import annotations
+
+import anyio
+import httpx2
+import jwt
+import pytest
+
+from signalr_asgi_auth import NotReadyError, SignalRAuth
+from signalr_asgi_auth.emulator import Emulator, serve_in_thread
+
+from .support import auth_for, principal_with_role, verify_client_token, wait_for_status
+
+pytestmark = pytest.mark.anyio
+
+AUDIENCE = "http://127.0.0.1/client/?hub=chat"
+SHORT = {"key_refresh_interval": 0.4, "key_lifetime": 1.5, "key_expiry_margin": 0.3}
+
+
+def kid(token: str) -> str:
+    return str(jwt.get_unverified_header(token)["kid"])
+
+
+async def test_negotiations_make_no_requests(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    async with auth_for(emulator, emulator_url, principal_with_role(emulator)) as signalr:
+        before = len(emulator.log)
+        tokens = [(await signalr.negotiate("chat", user_id=f"user{n}"))["accessToken"] for n in range(100)]
+        after = len(emulator.log)
+    assert after == before
+    assert emulator.log.count("identity.app_service") == 1
+    assert emulator.log.count("signalr.access_key") == 1
+    assert len(set(tokens)) == 100
+    for token in tokens[::10]:
+        verify_client_token(token, emulator, audience=AUDIENCE)
+
+
+async def test_the_key_is_refreshed_after_the_interval(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    async with auth_for(emulator, emulator_url, principal_with_role(emulator), **SHORT) as signalr:
+        first = await signalr.client_token("chat")
+        await anyio.sleep(1.0)
+        second = await signalr.client_token("chat")
+    assert emulator.log.count("signalr.access_key") in (3, 4)  # at 0, 0.4 and 0.8 s (maybe 1.2)
+    assert kid(first) != kid(second)
+    assert kid(second) == emulator.issued_keys[-1].key_id
+    verify_client_token(second, emulator, audience=AUDIENCE)
+    # The Entra token (24 h) was fetched once and reused for every key request.
+    assert emulator.log.count("identity.app_service") == 1
+
+
+async def test_a_failed_refresh_keeps_the_last_key(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator), **SHORT)
+    async with auth as signalr:
+        first = await signalr.client_token("chat")
+        emulator.inject("signalr.access_key", status=500)
+        await anyio.sleep(0.7)
+        during = await signalr.client_token("chat")
+        health = auth.health()
+    assert kid(during) == kid(first)
+    verify_client_token(during, emulator, audience=AUDIENCE)
+    assert health["status"] == "degraded"
+    assert health["access_key"]["last_error"]["current"] is True
+    assert "500" in health["access_key"]["last_error"]["message"]
+
+
+async def test_after_the_last_key_expires_negotiation_fails_then_recovers(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator), **SHORT)
+    async with auth as signalr:
+        await signalr.client_token("chat")
+        emulator.inject("signalr.access_key", status=500)
+        await anyio.sleep(1.4)  # past the 1.2 s the key may be used
+        with pytest.raises(NotReadyError, match="expired") as caught:
+            await signalr.negotiate("chat")
+        assert "500" in str(caught.value)
+        assert auth.health()["status"] == "unavailable"
+        emulator.clear_faults()
+        with anyio.fail_after(2):  # one backoff step (at most 0.2 s here) plus the request
+            while True:
+                try:
+                    reply = await signalr.negotiate("chat")
+                    break
+                except NotReadyError:
+                    await anyio.sleep(0.02)
+    verify_client_token(reply["accessToken"], emulator, audience=AUDIENCE)
+
+
+async def test_concurrent_first_requests_share_one_refresh(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from signalr_asgi_auth import SignalRAuthMiddleware, negotiate_endpoint
+
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
+    app = Starlette(
+        routes=[Route("/chat/negotiate", negotiate_endpoint("chat"))],
+        middleware=[Middleware(SignalRAuthMiddleware, auth=auth)],
+    )
+    statuses: list[int] = []
+    with serve_in_thread(app) as app_url:  # no lifespan: all 20 requests find nothing started
+        async with httpx2.AsyncClient(timeout=10) as client:
+
+            async def negotiate() -> None:
+                statuses.append((await client.post(f"{app_url}/chat/negotiate")).status_code)
+
+            async with anyio.create_task_group() as group:
+                for _ in range(20):
+                    group.start_soon(negotiate)
+    assert statuses == [200] * 20
+    assert emulator.log.count("identity.app_service") == 1
+    assert emulator.log.count("signalr.access_key") == 1
+
+
+async def test_startup_waits_at_most_startup_timeout(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    emulator.inject("signalr.access_key", delay=3)
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator), startup_timeout=0.3)
+    started = anyio.current_time()
+    async with auth as signalr:
+        elapsed = anyio.current_time() - started
+        with pytest.raises(NotReadyError, match="under way"):
+            await signalr.negotiate("chat")
+    assert 0.25 < elapsed < 1.5
+
+
+async def test_a_shutdown_cancels_the_keepers_promptly(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    emulator.inject("signalr.access_key", delay=5)
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator), startup_timeout=0.1)
+    with anyio.fail_after(2):
+        async with auth:
+            pass
+    assert auth.health()["status"] == "stopped"
+    assert isinstance(auth, SignalRAuth)

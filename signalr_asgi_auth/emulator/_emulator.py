@@ -1,0 +1,231 @@
+"""The :class:`Emulator`: one object that is the tenant, its identity endpoint and the resource."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+
+from .._rbac import ResourceId, Role
+from ._access_keys import AccessKeyStore, IssuedKey
+from ._app import ROUTE_NAMES, build_app
+from ._clock import EmulatorClock
+from ._directory import Assignment, Directory, Principal
+from ._entra import EntraAuthority
+from ._faults import Fault, FaultTable
+from ._log import RequestLog
+from ._state import EmulatorState
+
+__all__ = ["DEFAULT_RESOURCE_ID", "DEFAULT_TENANT_ID", "Emulator"]
+
+DEFAULT_RESOURCE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourceGroups/rg-signalr"
+    "/providers/Microsoft.SignalRService/SignalR/emulated-signalr"
+)
+DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000e1"
+
+
+class Emulator:
+    """A local stand-in for Azure: a tenant with managed identities and role assignments, its
+    identity endpoint and token service, and one SignalR resource's data plane.
+
+    Serve :attr:`app` on 127.0.0.1 (see :func:`serve_in_thread`) and point the real azure-identity
+    at it with :meth:`app_service_env` or :meth:`imds_env`. Everything is in memory and per
+    instance.
+    """
+
+    def __init__(
+        self,
+        *,
+        resource_id: str = DEFAULT_RESOURCE_ID,
+        tenant_id: str = DEFAULT_TENANT_ID,
+        access_keys: tuple[str, str] | None = None,
+        key_lifetime: float = 90 * 60,
+        token_lifetime: float = 24 * 3600,
+    ) -> None:
+        resource = ResourceId.parse(resource_id)
+        if resource.name is None:
+            msg = (
+                f"resource_id must name a SignalR resource, not a {resource.level}: {resource_id!r}"
+            )
+            raise ValueError(msg)
+        if not tenant_id.strip():
+            msg = "tenant_id must not be empty."
+            raise ValueError(msg)
+        if access_keys is not None and (len(access_keys) != 2 or not all(access_keys)):
+            msg = "access_keys must be two non-empty strings: (primary, secondary)."
+            raise ValueError(msg)
+        if key_lifetime <= 0 or token_lifetime <= 0:
+            msg = "key_lifetime and token_lifetime must be positive numbers of seconds."
+            raise ValueError(msg)
+        self.clock = EmulatorClock()
+        self.tenant_id = tenant_id
+        self._access_keys = access_keys or (secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+        directory = Directory(resource)
+        self.system_identity = directory.add_principal("system-assigned")
+        self.identity_header = secrets.token_urlsafe(24)
+        self._state = EmulatorState(
+            clock=self.clock,
+            directory=directory,
+            entra=EntraAuthority(
+                tenant_id=tenant_id, clock=self.clock, token_lifetime=token_lifetime
+            ),
+            access_keys=AccessKeyStore(clock=self.clock, key_lifetime=key_lifetime),
+            faults=FaultTable(ROUTE_NAMES),
+            log=RequestLog(),
+            system_identity=self.system_identity,
+            identity_header=self.identity_header,
+        )
+        self.app: Starlette = build_app(self._state)
+        """The ASGI application serving every route (identity, metadata, SignalR data plane)."""
+
+    # -- the resource ---------------------------------------------------------------------------
+
+    @property
+    def resource_id(self) -> ResourceId:
+        return self._state.directory.resource_id
+
+    @property
+    def access_keys(self) -> tuple[str, str]:
+        """The resource's own (primary, secondary) keys, as in access-key connection strings."""
+        return self._access_keys
+
+    def connection_string(
+        self, base_url: str, *, auth_type: str | None = "azure.msi", client_id: str | None = None
+    ) -> str:
+        """A connection string for this resource served at ``base_url``.
+
+        ``auth_type=None`` gives an access-key connection string with the primary key.
+        """
+        endpoint = f"Endpoint={base_url.rstrip('/')};"
+        if auth_type is None:
+            return f"{endpoint}AccessKey={self._access_keys[0]};Version=1.0;"
+        identity = f"ClientId={client_id};" if client_id else ""
+        return f"{endpoint}AuthType={auth_type};{identity}Version=1.0;"
+
+    # -- principals and role assignments --------------------------------------------------------
+
+    def add_principal(
+        self, name: str, *, client_id: str | None = None, object_id: str | None = None
+    ) -> Principal:
+        """A user-assigned managed identity; ids are random UUIDs unless given."""
+        return self._state.directory.add_principal(name, client_id=client_id, object_id=object_id)
+
+    def find_principal(
+        self, *, client_id: str | None = None, object_id: str | None = None
+    ) -> Principal | None:
+        return self._state.directory.find_principal(client_id=client_id, object_id=object_id)
+
+    def assign(
+        self, principal: Principal, role: Role | str, scope: str | ResourceId | None = None
+    ) -> Assignment:
+        """Give ``principal`` a role (by object, name, former name or id) at ``scope``.
+
+        ``scope=None`` means the resource itself; a subscription or resource group scope is
+        inherited by the resource.
+        """
+        return self._state.directory.assign(principal, role, scope)
+
+    def unassign(self, assignment: Assignment) -> None:
+        self._state.directory.unassign(assignment)
+
+    @property
+    def assignments(self) -> list[Assignment]:
+        return self._state.directory.assignments
+
+    def is_allowed(self, principal_oid: str, action: str) -> bool:
+        return self._state.directory.is_allowed(principal_oid, action)
+
+    # -- managed identity -----------------------------------------------------------------------
+
+    def app_service_env(self, base_url: str) -> dict[str, str]:
+        """Environment variables that send azure-identity's App Service flavour here."""
+        return {
+            "IDENTITY_ENDPOINT": f"{base_url.rstrip('/')}/msi/token",
+            "IDENTITY_HEADER": self.identity_header,
+        }
+
+    def imds_env(self, base_url: str) -> dict[str, str]:
+        """Environment variables that send azure-identity's IMDS flavour here (no probe)."""
+        return {"AZURE_POD_IDENTITY_AUTHORITY_HOST": base_url.rstrip("/")}
+
+    def issue_entra_token(
+        self,
+        principal: Principal,
+        *,
+        audience: str = "https://signalr.azure.com",
+        lifetime: float | None = None,
+        issuer_base: str = "https://sts.windows.net",
+    ) -> str:
+        """A token signed by this tenant, for tests that need one the identity endpoint won't give:
+        another audience, a negative ``lifetime`` (already expired), an unknown principal."""
+        issued = self._state.entra.issue(
+            principal, audience=audience, lifetime=lifetime, issuer_base=issuer_base
+        )
+        return issued.token
+
+    def verify_entra_token(self, token: str, *, audiences: Collection[str]) -> dict[str, Any]:
+        """The claims of a token this tenant signed; :class:`EntraTokenError` says why not."""
+        return self._state.entra.verify(token, audiences=audiences)
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        """The tenant's public signing keys, as the JWKS route publishes them."""
+        return self._state.entra.jwks()
+
+    # -- temporary access keys ------------------------------------------------------------------
+
+    @property
+    def issued_keys(self) -> list[IssuedKey]:
+        return self._state.access_keys.issued
+
+    def valid_keys(self) -> list[IssuedKey]:
+        """The issued keys not yet expired at ``clock.now()``."""
+        return self._state.access_keys.valid()
+
+    def find_key(self, key_id: str) -> IssuedKey | None:
+        return self._state.access_keys.find(key_id)
+
+    # -- test hooks -----------------------------------------------------------------------------
+
+    @property
+    def log(self) -> RequestLog:
+        return self._state.log
+
+    def inject(
+        self,
+        route: str,
+        *,
+        status: int | None = None,
+        delay: float = 0,
+        body: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        times: int | None = None,
+    ) -> Fault:
+        """Change how ``route`` answers its next ``times`` requests (all of them when None).
+
+        ``delay`` seconds pass first; then ``status`` and/or ``body`` replace the real answer
+        (status 200 when only a body is given, a small JSON error when only a status is given).
+        """
+        fault = Fault(route, status=status, delay=delay, body=body, headers=headers, times=times)
+        return self._state.faults.add(fault)
+
+    def remove_fault(self, fault: Fault) -> None:
+        self._state.faults.remove(fault)
+
+    def clear_faults(self) -> None:
+        self._state.faults.clear()
+
+    @property
+    def faults(self) -> list[Fault]:
+        """The faults still waiting to apply."""
+        return self._state.faults.active
+
+    def __repr__(self) -> str:
+        return (
+            f"Emulator(resource_id={str(self.resource_id)!r}, tenant_id={self.tenant_id!r}, "
+            f"principals={len(self._state.directory.principals)}, "
+            f"assignments={len(self.assignments)})"
+        )

@@ -1,0 +1,42 @@
+"""Serving an app on 127.0.0.1: in a thread (tests), or in a task of the running loop (the CLI)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx2
+import pytest
+
+from signalr_asgi_auth.emulator import Emulator, serve, serve_in_thread
+
+from .helpers import TIMEOUT
+
+
+def test_serve_in_thread_serves_until_the_block_ends(emulator: Emulator) -> None:
+    with serve_in_thread(emulator.app) as url:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+        assert httpx2.get(f"{url}/api/health", timeout=TIMEOUT).status_code == 200
+
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"{url}/api/health", timeout=TIMEOUT)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_serve_runs_in_the_current_asyncio_loop(emulator: Emulator) -> None:
+    async with httpx2.AsyncClient(timeout=TIMEOUT) as client:
+        async with serve(emulator.app) as url:
+            response = await client.head(f"{url}/api/health")
+        with pytest.raises(httpx2.ConnectError):
+            await client.get(f"{url}/api/health")
+
+    assert response.status_code == 200
+    assert emulator.log.count("signalr.health") == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_serve_refuses_trio(emulator: Emulator) -> None:
+    with pytest.raises(RuntimeError, match="needs asyncio"):
+        async with serve(emulator.app):
+            pass  # pragma: no cover

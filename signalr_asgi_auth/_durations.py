@@ -27,8 +27,10 @@ def to_seconds(
     elif isinstance(value, float):
         seconds = float(value)
     elif isinstance(value, int) and not isinstance(value, bool):
-        # float() of an int beyond 1e308 raises OverflowError; such a value is simply too long
-        seconds = float(value) if abs(value) < 2**1023 else math.copysign(math.inf, value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond 1e308: as good as infinite, and refused as such
+            seconds = math.inf if value > 0 else -math.inf
     else:
         msg = f"{name} must be a number of seconds or a timedelta, not {type(value).__name__}."
         raise error(msg)

@@ -26,8 +26,13 @@ def normalize_url(value: str, *, key: str, port: int | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
         msg = f"{problem}, got an empty value."
         raise ConfigurationError(msg)
+    text = value.strip()  # a newline copied along with an environment variable is harmless
     try:
-        parts = urlsplit(value.strip())
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed or invalid [IPv6] literal
+        msg = f"{problem} with a valid host."
+        raise ConfigurationError(msg) from None
+    try:
         url_port = parts.port
     except ValueError:
         msg = f"{problem} with a valid port."
@@ -35,10 +40,11 @@ def normalize_url(value: str, *, key: str, port: int | None = None) -> str:
     if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
         msg = f"{problem}."
         raise ConfigurationError(msg)
-    if any(char.isspace() or not char.isprintable() for char in value):
+    if any(char.isspace() or not char.isprintable() for char in text):
         msg = f"{problem} without spaces or control characters."
         raise ConfigurationError(msg)
-    if not _is_host(parts.hostname):
+    bracketed = "[" in parts.netloc  # urlsplit accepts [v1.x] (IPvFuture) and drops the brackets
+    if not _is_host(parts.hostname) or (bracketed and ":" not in parts.hostname):
         msg = f"{problem} whose host holds only letters, digits, '-', '_' and '.', or is an IP address."
         raise ConfigurationError(msg)
     if url_port == 0:

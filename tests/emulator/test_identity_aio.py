@@ -12,9 +12,6 @@ from signalr_asgi_auth.emulator import Emulator
 
 from .helpers import SIGNALR_RESOURCE, SIGNALR_SCOPE
 
-# The async credential's default transport; without it azure.identity.aio cannot fetch a token.
-pytest.importorskip("aiohttp")
-
 # aiohttp needs asyncio.
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

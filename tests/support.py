@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import anyio
 import jwt
@@ -58,8 +57,8 @@ def verify_client_token(
     return claims
 
 
-async def wait_for_status(auth: SignalRAuth, status: str, timeout: float = 5.0) -> None:
-    """Poll ``auth.health()`` until its status is ``status``."""
-    with anyio.fail_after(timeout):
-        while auth.health()["status"] != status:
+async def wait_for_status(auth: SignalRAuth, status: str, *, within: float = 5.0) -> None:
+    """Poll ``auth.health()`` until its status is ``status`` (the keepers have no event to await)."""
+    with anyio.fail_after(within):
+        while auth.health()["status"] != status:  # noqa: ASYNC110 - polling a snapshot on purpose
             await anyio.sleep(0.02)

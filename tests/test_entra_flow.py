@@ -46,7 +46,8 @@ async def test_negotiate_returns_a_token_the_service_accepts(
     # The key came from the emulator for this principal, through the App Service identity endpoint.
     assert [key.principal_oid for key in emulator.issued_keys] == [principal.object_id]
     identity = emulator.log.entries("identity.app_service")
-    assert identity and identity[0].query.get("client_id") == principal.client_id
+    assert identity
+    assert identity[0].query.get("client_id") == principal.client_id
 
 
 async def test_imds_flavour_and_system_assigned_identity(
@@ -117,7 +118,9 @@ async def test_options_shape_the_token(
         default = await signalr.client_token("Orders")
     assert reply["url"] == f"{emulator_url}/client/?hub=shopapp_orders"
     audience = "http://127.0.0.1/client/?hub=shopapp_orders"
-    claims = verify_client_token(reply["accessToken"], emulator, audience=audience, algorithm="HS512")
+    claims = verify_client_token(
+        reply["accessToken"], emulator, audience=audience, algorithm="HS512"
+    )
     assert claims["exp"] - claims["iat"] == 120
     assert "asrs.s.uid" not in claims
     claims = verify_client_token(default, emulator, audience=audience, algorithm="HS512")
@@ -155,7 +158,9 @@ async def test_bad_arguments_are_refused_clearly(
 async def test_access_key_mode_signs_with_the_connection_string_key(
     emulator: Emulator, emulator_url: str
 ) -> None:
-    auth = SignalRAuth.from_connection_string(emulator.connection_string(emulator_url, auth_type=None))
+    auth = SignalRAuth.from_connection_string(
+        emulator.connection_string(emulator_url, auth_type=None)
+    )
     assert auth.mode == "access_key"
     async with auth as signalr:
         reply = await signalr.negotiate("chat", user_id="dave")

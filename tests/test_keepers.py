@@ -11,7 +11,7 @@ import pytest
 from signalr_asgi_auth import NotReadyError, SignalRAuth
 from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 
-from .support import auth_for, principal_with_role, verify_client_token, wait_for_status
+from .support import auth_for, principal_with_role, verify_client_token
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +28,9 @@ async def test_negotiations_make_no_requests(
 ) -> None:
     async with auth_for(emulator, emulator_url, principal_with_role(emulator)) as signalr:
         before = len(emulator.log)
-        tokens = [(await signalr.negotiate("chat", user_id=f"user{n}"))["accessToken"] for n in range(100)]
+        tokens = [
+            (await signalr.negotiate("chat", user_id=f"user{n}"))["accessToken"] for n in range(100)
+        ]
         after = len(emulator.log)
     assert after == before
     assert emulator.log.count("identity.app_service") == 1

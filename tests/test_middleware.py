@@ -40,7 +40,9 @@ AUDIENCE = "http://127.0.0.1/client/?hub=chat"
 def starlette_app(auth: SignalRAuth, events: list[str]) -> Starlette:
     async def whoami(request: Request) -> Response:
         context = request.state.signalr
-        return JSONResponse({"type": type(context).__name__, "same": context is get_context(request)})
+        return JSONResponse(
+            {"type": type(context).__name__, "same": context is get_context(request)}
+        )
 
     async def health(request: Request) -> Response:
         return JSONResponse(auth.health())
@@ -60,7 +62,9 @@ def starlette_app(auth: SignalRAuth, events: list[str]) -> Starlette:
         routes=[
             Route(
                 "/chat/negotiate",
-                negotiate_endpoint("chat", user_id=lambda request: request.query_params.get("user")),
+                negotiate_endpoint(
+                    "chat", user_id=lambda request: request.query_params.get("user")
+                ),
             ),
             Route("/empty/negotiate", negotiate_endpoint("chat", user_id=lambda request: "")),
             Route(
@@ -92,9 +96,15 @@ def test_starlette_app_with_lifespan(
     assert posted.status_code == 200, posted.text
     assert posted.headers["cache-control"] == "no-store"
     assert posted.json()["url"] == f"{emulator_url}/client/?hub=chat"
-    assert verify_client_token(posted.json()["accessToken"], emulator, audience=AUDIENCE)["nameid"] == "alice"
+    assert (
+        verify_client_token(posted.json()["accessToken"], emulator, audience=AUDIENCE)["nameid"]
+        == "alice"
+    )
     assert fetched.status_code == 200
-    assert verify_client_token(fetched.json()["accessToken"], emulator, audience=AUDIENCE)["nameid"] == "bob"
+    assert (
+        verify_client_token(fetched.json()["accessToken"], emulator, audience=AUDIENCE)["nameid"]
+        == "bob"
+    )
     assert whoami == {"type": "SignalRContext", "same": True}
     assert socket_context == "SignalRContext"
     assert health["status"] == "ok"
@@ -122,7 +132,10 @@ def test_fastapi_app_with_the_dependency(
         bad_hub = client.post("/9lives/negotiate")
         bad_user = client.post("/chat/negotiate?user=%01")
     assert good.status_code == 200, good.text
-    assert verify_client_token(good.json()["accessToken"], emulator, audience=AUDIENCE)["nameid"] == "carol"
+    assert (
+        verify_client_token(good.json()["accessToken"], emulator, audience=AUDIENCE)["nameid"]
+        == "carol"
+    )
     assert bad_hub.status_code == 400
     assert bad_hub.json()["code"] == "invalid_request"
     assert "hub name" in bad_hub.json()["error"]
@@ -137,7 +150,9 @@ def test_bad_input_is_a_4xx_never_a_500(
     with TestClient(starlette_app(auth, []), raise_server_exceptions=False) as client:
         empty = client.post("/empty/negotiate")
         huge = client.post("/huge/negotiate")
-        garbage = client.post("/chat/negotiate?negotiateVersion=abc&user=x", content=b"\xff{not json")
+        garbage = client.post(
+            "/chat/negotiate?negotiateVersion=abc&user=x", content=b"\xff{not json"
+        )
     assert (empty.status_code, empty.json()["code"]) == (400, "invalid_request")
     assert (huge.status_code, huge.json()["code"]) == (413, "token_too_long")
     assert garbage.status_code == 200  # the query and body are not ours to judge
@@ -151,15 +166,17 @@ def test_negotiation_answers_503_until_a_key_arrives(
 ) -> None:
     principal = emulator.add_principal("waiting")
     auth = auth_for(emulator, emulator_url, principal, startup_timeout=0.2)
-    with caplog.at_level(logging.WARNING, "signalr_asgi_auth"):
-        with TestClient(starlette_app(auth, [])) as client:
-            refused = client.post("/chat/negotiate")
-            emulator.assign(principal, "SignalR App Server")
-            for _ in range(200):
-                accepted = client.post("/chat/negotiate")
-                if accepted.status_code == 200:
-                    break
-                anyio.run(anyio.sleep, 0.02)
+    with (
+        caplog.at_level(logging.WARNING, "signalr_asgi_auth"),
+        TestClient(starlette_app(auth, [])) as client,
+    ):
+        refused = client.post("/chat/negotiate")
+        emulator.assign(principal, "SignalR App Server")
+        for _ in range(200):
+            accepted = client.post("/chat/negotiate")
+            if accepted.status_code == 200:
+                break
+            anyio.run(anyio.sleep, 0.02)
     assert refused.status_code == 503
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.json()["code"] == "not_ready"
@@ -176,18 +193,25 @@ def test_a_server_without_lifespan_starts_on_the_first_request(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
-    with caplog.at_level(logging.WARNING, "signalr_asgi_auth"):
-        with serve_in_thread(starlette_app(auth, [])) as app_url:  # uvicorn, lifespan off
-            first = httpx2.post(f"{app_url}/chat/negotiate?user=erin", timeout=10)
-            second = httpx2.post(f"{app_url}/chat/negotiate?user=frank", timeout=10)
+    with (
+        caplog.at_level(logging.WARNING, "signalr_asgi_auth"),
+        serve_in_thread(starlette_app(auth, [])) as app_url,  # uvicorn, lifespan off
+    ):
+        first = httpx2.post(f"{app_url}/chat/negotiate?user=erin", timeout=10)
+        second = httpx2.post(f"{app_url}/chat/negotiate?user=frank", timeout=10)
     assert first.status_code == second.status_code == 200
-    assert verify_client_token(first.json()["accessToken"], emulator, audience=AUDIENCE)["nameid"] == "erin"
+    assert (
+        verify_client_token(first.json()["accessToken"], emulator, audience=AUDIENCE)["nameid"]
+        == "erin"
+    )
     assert emulator.log.count("signalr.access_key") == 1
     assert any("before any lifespan startup" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.anyio
-async def test_a_configuration_error_fails_the_startup(emulator: Emulator, emulator_url: str) -> None:
+async def test_a_configuration_error_fails_the_startup(
+    emulator: Emulator, emulator_url: str
+) -> None:
     connection_string = (
         f"Endpoint={emulator_url};AuthType=azure.app;ClientId=00000000-0000-0000-0000-000000000001;"
         "TenantId=00000000-0000-0000-0000-000000000002;ClientCert=/nonexistent/cert.pem;"
@@ -209,7 +233,8 @@ async def test_a_configuration_error_fails_the_startup(emulator: Emulator, emula
 
     await middleware({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
     assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
-    assert "credential" in sent[0]["message"] and "azure.app" in sent[0]["message"]
+    assert "credential" in sent[0]["message"]
+    assert "azure.app" in sent[0]["message"]
     assert reached == []  # the app's own startup never ran
 
 

@@ -107,4 +107,3 @@ async def test_a_role_granted_later_is_picked_up_without_a_restart(
     assert verify_client_token(
         reply["accessToken"], emulator, audience="http://127.0.0.1/client/?hub=chat"
     )
-

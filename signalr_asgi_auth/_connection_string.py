@@ -127,7 +127,7 @@ def parse_connection_string(text: str, *, credential_given: bool = False) -> Con
     reject the contradiction). Everything else is checked as usual.
     """
     if not isinstance(text, str):  # for untyped callers, e.g. an unset os.environ.get()
-        msg = f"A connection string must be a str, not {type(text).__name__}."  # type: ignore[unreachable]
+        msg = f"A connection string must be a str, not {type(text).__name__}."
         raise TypeError(msg)
     if not text.strip():
         msg = f"The connection string is empty: expected {_SHAPE}."

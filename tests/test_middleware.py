@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Literal
 
 import anyio
 import httpx2
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
-from starlette.types import Message
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from signalr_asgi_auth import (
@@ -33,7 +33,8 @@ from signalr_asgi_auth.fastapi import SignalR, add_exception_handler
 
 from .support import FAST, auth_for, principal_with_role, verify_client_token
 
-BACKENDS = ["asyncio", "trio"]
+Backend = Literal["asyncio", "trio"]
+BACKENDS: list[Backend] = ["asyncio", "trio"]
 AUDIENCE = "http://127.0.0.1/client/?hub=chat"
 
 
@@ -82,7 +83,7 @@ def starlette_app(auth: SignalRAuth, events: list[str]) -> Starlette:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_starlette_app_with_lifespan(
-    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], backend: str
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], backend: Backend
 ) -> None:
     auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
     events: list[str] = []
@@ -116,7 +117,7 @@ def test_starlette_app_with_lifespan(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fastapi_app_with_the_dependency(
-    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], backend: str
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], backend: Backend
 ) -> None:
     auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
     app = FastAPI()
@@ -219,7 +220,7 @@ async def test_a_configuration_error_fails_the_startup(
     auth = SignalRAuth.from_connection_string(connection_string, **FAST)
     reached: list[str] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         reached.append(scope["type"])
 
     middleware = SignalRAuthMiddleware(app, auth=auth)

@@ -17,3 +17,18 @@ if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
   echo "$wanted" > "$VENV/.installed"
 fi
+# The real SignalR JavaScript client (examples' page, end-to-end tests): `npm ci` when the lockfile
+# changed since the last install. Without npm the examples' page and the Node and browser tests
+# cannot run (those tests skip and say so).
+if [ -f package-lock.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    wanted=$(sha256sum package-lock.json | cut -d' ' -f1)
+    if [ "$(cat node_modules/.installed 2>/dev/null)" != "$wanted" ]; then
+      echo "==> npm ci (@microsoft/signalr)"
+      npm ci --no-audit --no-fund --loglevel=error
+      echo "$wanted" > node_modules/.installed
+    fi
+  else
+    echo "warning: npm not found; the examples' page and the Node and browser tests need Node.js and npm." >&2
+  fi
+fi

@@ -23,6 +23,7 @@ from ._errors import (
 from ._middleware import SignalRAuthMiddleware
 from ._negotiate import error_response, get_context, negotiate_endpoint
 from ._options import DEFAULT_SCOPE
+from ._rest import HubClient
 from ._version import __version__
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionStringError",
     "EntraTokenError",
+    "HubClient",
     "InvalidInputError",
     "NotReadyError",
     "PermissionDeniedError",

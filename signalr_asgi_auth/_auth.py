@@ -21,6 +21,7 @@ import anyio
 import anyio.lowlevel
 import httpx2
 from anyio.abc import TaskGroup
+from azure.core.credentials import AccessToken
 
 from ._client_tokens import SigningKey
 from ._connection_string import parse_connection_string
@@ -30,6 +31,7 @@ from ._endpoint import ServiceEndpoint
 from ._errors import ConfigurationError, NotReadyError
 from ._keepers import AccessKeyKeeper, EntraTokenKeeper
 from ._options import Options, OptionsKwargs
+from ._rest import RestClient
 from ._secrets import Secret
 from ._version import __version__
 
@@ -45,7 +47,7 @@ _CLOSE_TIMEOUT = 5.0
 class _Runtime:
     """Everything that lives from startup to shutdown on one event loop."""
 
-    def __init__(self, auth: SignalRAuth) -> None:
+    def __init__(self, auth: SignalRAuth, *, lazy: bool = False) -> None:
         options = auth.options
         self.loop = anyio.lowlevel.current_token()
         self.started_at = options.clock.now()
@@ -59,9 +61,18 @@ class _Runtime:
         self.keys: AccessKeyKeeper | None = None
         source: KeySource
         if auth._access_key is not None:
-            source = StaticKey(_static_signing_key(auth._access_key))
+            key = _static_signing_key(auth._access_key)
+            source = StaticKey(key)
+            rest = RestClient(endpoint=auth.endpoint, options=options, http=self.http, key=key)
         else:
-            credential, owned = auth._make_credential()
+            try:
+                credential, owned = auth._make_credential()
+            except ConfigurationError as exc:
+                if not lazy:
+                    raise
+                # No lifespan to fail: keep serving, and let every negotiation say what is wrong.
+                logger.error("SignalR configuration error: %s", exc)
+                credential, owned = _UnusableCredential(exc), False
             self.adapter = CredentialAdapter(
                 credential,
                 scope=options.scope,
@@ -73,8 +84,11 @@ class _Runtime:
             self.keys = source = AccessKeyKeeper(
                 endpoint=auth.endpoint, entra=self.entra, http=self.http, options=options
             )
+            rest = RestClient(
+                endpoint=auth.endpoint, options=options, http=self.http, entra=self.entra
+            )
         self.context = SignalRContext(
-            endpoint=auth.endpoint, options=options, keys=source, health=auth.health
+            endpoint=auth.endpoint, options=options, keys=source, health=auth.health, rest=rest
         )
 
     def start(self, task_group: TaskGroup) -> None:
@@ -100,6 +114,16 @@ class _Runtime:
                 await self.http.aclose()
             if self.adapter is not None:
                 await self.adapter.close()
+
+
+class _UnusableCredential:
+    """Stands in for a credential that could not be created, failing with the reason."""
+
+    def __init__(self, error: ConfigurationError) -> None:
+        self._error = error
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        raise self._error
 
 
 def _static_signing_key(access_key: Secret) -> SigningKey:
@@ -282,7 +306,10 @@ class SignalRAuth:
 
     @property
     def context(self) -> SignalRContext:
-        """The running context; ``RuntimeError`` before startup."""
+        """The running context; ``RuntimeError`` before startup.
+
+        Outside a request, e.g. in a background job: ``await auth.context.hub("chat").send_to_all(...)``.
+        """
         if self._runtime is None:
             msg = (
                 "SignalRAuth is not running: add SignalRAuthMiddleware to the app and run it under "
@@ -308,7 +335,7 @@ class SignalRAuth:
                 "now and never shuts down cleanly. Run the server with lifespan on (uvicorn's "
                 "default) so that startup waits for the key and shutdown closes the credential."
             )
-        runtime = _Runtime(self)
+        runtime = _Runtime(self, lazy=True)
         self._runtime = runtime
         _spawn_detached(self._run_detached, runtime)
         return runtime

@@ -10,6 +10,7 @@ from ._client_tokens import ClaimValue, SigningKey, build_claims, check_lifetime
 from ._endpoint import ServiceEndpoint
 from ._names import prefixed_hub
 from ._options import Options
+from ._rest import HubClient, RestClient
 
 __all__ = ["KeySource", "SignalRContext", "StaticKey"]
 
@@ -37,7 +38,8 @@ class SignalRContext:
     """The SignalR side of a request: ``request.state.signalr``, or the FastAPI ``SignalR`` dependency.
 
     Negotiation in access-key mode is pure computation: the key is already in memory, kept fresh
-    by the background keeper, so no call here touches the network.
+    by the background keeper, so no call here touches the network. :meth:`hub` gives the REST API
+    client, which does call the service.
     """
 
     def __init__(
@@ -47,11 +49,13 @@ class SignalRContext:
         options: Options,
         keys: KeySource,
         health: Callable[[], dict[str, Any]],
+        rest: RestClient,
     ) -> None:
         self.endpoint = endpoint
         self._options = options
         self._keys = keys
         self._health = health
+        self._rest = rest
 
     def __repr__(self) -> str:
         return f"SignalRContext(endpoint={self.endpoint.endpoint!r})"
@@ -90,6 +94,11 @@ class SignalRContext:
     def client_url(self, hub: str) -> str:
         """Where clients of ``hub`` connect: ``{client endpoint}/client/?hub={hub}``."""
         return self.endpoint.client_url(prefixed_hub(hub, self._options.application_name))
+
+    def hub(self, name: str) -> HubClient:
+        """The REST API client for hub ``name``: send to everyone, a user, a group or a connection,
+        manage groups, check existence, close connections. Cheap: make one wherever needed."""
+        return HubClient(self._rest, name)
 
     def health(self) -> dict[str, Any]:
         """A JSON-ready snapshot of the keepers (no secrets); see :meth:`SignalRAuth.health`."""

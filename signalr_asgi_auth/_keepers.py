@@ -18,21 +18,16 @@ import httpx2
 
 from ._backoff import Backoff
 from ._client_tokens import SigningKey
-from ._credentials import CredentialAdapter, EntraToken, read_principal, scrub
+from ._credentials import CredentialAdapter, EntraToken
 from ._endpoint import ServiceEndpoint
-from ._errors import (
-    AuthenticationFailedError,
-    NotReadyError,
-    PermissionDeniedError,
-    ServiceError,
-    SignalRAuthError,
-)
+from ._errors import NotReadyError, ServiceError, SignalRAuthError
 from ._options import Options
-from ._rbac import DataAction, roles_granting
+from ._rbac import DataAction
 from ._secrets import Secret
+from ._service_errors import service_error, transport_error
 from ._single_flight import SingleFlight
 
-__all__ = ["AccessKeyKeeper", "EntraTokenKeeper", "isoformat", "service_error"]
+__all__ = ["AccessKeyKeeper", "EntraTokenKeeper", "isoformat"]
 
 logger = logging.getLogger("signalr_asgi_auth.keepers")
 
@@ -173,81 +168,6 @@ class EntraTokenKeeper:
             "valid": token is not None and now < token.expires_on,
             **self.attempts.snapshot(),
         }
-
-
-def service_error(
-    response: httpx2.Response,
-    *,
-    endpoint: ServiceEndpoint,
-    doing: str,
-    action: str,
-    token: str | None,
-) -> ServiceError:
-    """The exception for an error answer from SignalR Service, with what to do about it."""
-    status = response.status_code
-    detail = _reply_detail(response, token)
-    where = f"SignalR Service at {endpoint.endpoint}"
-    if status == 401:
-        msg = (
-            f"{where} rejected the Microsoft Entra token while trying to {doing} (401 Unauthorized)"
-            f"{detail}. The token must be for the scope https://signalr.azure.com/.default and "
-            "from the tenant of the SignalR resource; in sovereign clouds set the credential's "
-            "authority host."
-        )
-        return AuthenticationFailedError(msg, status=status)
-    if status == 403:
-        principal = read_principal(token) if token else None
-        return PermissionDeniedError(
-            action=action,
-            roles=[role.name for role in roles_granting(action)],
-            principal_id=principal.object_id if principal else None,
-            app_id=principal.app_id if principal else None,
-            resource=endpoint.endpoint,
-            doing=doing,
-            resource_name=endpoint.resource_name,
-        )
-    retry_after = _retry_after(response)
-    if status == 404:
-        msg = (
-            f"{where} has no API at {response.request.url.path} (404 Not Found) while trying to "
-            f"{doing}{detail}. Check that the endpoint is the SignalR resource's own URL."
-        )
-    elif status == 429:
-        msg = f"{where} is throttling requests to {doing} (429 Too Many Requests){detail}."
-    else:
-        phrase = response.reason_phrase or "error"
-        msg = f"{where} answered {status} {phrase} while trying to {doing}{detail}."
-    return ServiceError(msg, status=status, retry_after=retry_after)
-
-
-def _reply_detail(response: httpx2.Response, token: str | None) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    message = body.get("message") if isinstance(body, dict) else None
-    if not isinstance(message, str) or not message.strip():
-        return ""
-    return f": {scrub(message, token)}"
-
-
-def _retry_after(response: httpx2.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def transport_error(exc: Exception, *, endpoint: ServiceEndpoint, doing: str) -> ServiceError:
-    """The exception for a request that got no answer: timeout, refused connection, broken reply."""
-    where = f"SignalR Service at {endpoint.server_endpoint}"
-    if isinstance(exc, httpx2.TimeoutException):
-        msg = f"{where} did not answer in time while trying to {doing} ({type(exc).__name__})."
-    else:
-        msg = f"Could not reach {where} to {doing} ({type(exc).__name__}): {scrub(str(exc))}"
-    return ServiceError(msg)
 
 
 class AccessKeyKeeper:

@@ -253,3 +253,22 @@ def test_health_shows_no_secrets(
     assert emulator.issued_keys[0].access_key not in body
     assert negotiated["accessToken"] not in body
     assert app_service_env["IDENTITY_HEADER"] not in body
+
+
+def test_without_lifespan_a_configuration_error_becomes_a_503_not_a_500(
+    emulator: Emulator, emulator_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    connection_string = (
+        f"Endpoint={emulator_url};AuthType=azure.app;ClientId=00000000-0000-0000-0000-000000000001;"
+        "TenantId=00000000-0000-0000-0000-000000000002;ClientCert=/nonexistent/cert.pem;"
+    )
+    auth = SignalRAuth.from_connection_string(connection_string, startup_timeout=0.5, **FAST)
+    with (
+        caplog.at_level(logging.WARNING, "signalr_asgi_auth"),
+        serve_in_thread(starlette_app(auth, [])) as app_url,
+    ):
+        answer = httpx2.post(f"{app_url}/chat/negotiate", timeout=10)
+    assert answer.status_code == 503
+    assert "azure.app" in answer.json()["error"]
+    assert int(answer.headers["retry-after"]) >= 1
+    assert any(r.levelname == "ERROR" and "configuration" in r.getMessage() for r in caplog.records)

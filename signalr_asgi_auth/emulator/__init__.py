@@ -1,9 +1,10 @@
 """A local emulator of Azure for tests and development.
 
-It holds a managed-identity endpoint and token service, role assignments, and the data plane of one
-Azure SignalR Service resource, served on 127.0.0.1.
+It holds a managed-identity endpoint and token service, role assignments, and one Azure SignalR
+Service resource: its data plane and its client endpoint (negotiate, WebSocket, JSON hub protocol),
+served on 127.0.0.1.
 
-The real azure-identity talks to it over HTTP::
+The real azure-identity and real SignalR clients talk to it over HTTP::
 
     emu = Emulator()
     app_server = emu.add_principal("app-server")
@@ -12,33 +13,58 @@ The real azure-identity talks to it over HTTP::
         os.environ.update(emu.app_service_env(url))
         ...
 
+For examples and local runs, :func:`local_emulator` does all of that (the system-assigned identity
+holds SignalR App Server and SignalR REST API Owner), and ``python -m signalr_asgi_auth emulator``
+runs one in the foreground.
+
 Routes, by the names the request log and fault injection use: ``identity.app_service``,
 ``identity.imds``, ``identity.openid``, ``identity.jwks``, ``signalr.access_key``,
-``signalr.health``.
+``signalr.health``, ``client.negotiate``, ``client.preflight``, ``client.websocket``.
 """
 
 from ._access_keys import IssuedKey
 from ._clock import EmulatorClock
+from ._config import (
+    EmulatorConfig,
+    EmulatorConfigError,
+    PrincipalConfig,
+    RoleGrant,
+    load_config,
+    parse_config,
+)
+from ._connections import ClientConnection, ConnectionRegistry
 from ._directory import Assignment, Principal
 from ._emulator import DEFAULT_RESOURCE_ID, DEFAULT_TENANT_ID, Emulator
 from ._entra import SIGNALR_AUDIENCES, EntraTokenError
 from ._faults import Fault
+from ._local import LocalEmulator, local_emulator
 from ._log import LogEntry, RequestLog
-from ._server import serve, serve_in_thread
+from ._server import ServedApp, serve, serve_in_thread
 
 __all__ = [
     "DEFAULT_RESOURCE_ID",
     "DEFAULT_TENANT_ID",
     "SIGNALR_AUDIENCES",
     "Assignment",
+    "ClientConnection",
+    "ConnectionRegistry",
     "Emulator",
     "EmulatorClock",
+    "EmulatorConfig",
+    "EmulatorConfigError",
     "EntraTokenError",
     "Fault",
     "IssuedKey",
+    "LocalEmulator",
     "LogEntry",
     "Principal",
+    "PrincipalConfig",
     "RequestLog",
+    "RoleGrant",
+    "ServedApp",
+    "load_config",
+    "local_emulator",
+    "parse_config",
     "serve",
     "serve_in_thread",
 ]

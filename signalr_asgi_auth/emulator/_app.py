@@ -1,7 +1,9 @@
-"""The route table, and the wrapper that gives every route the same log and fault injection.
+"""The route table, and the wrappers that give every route the same log and fault injection.
 
 A new route is one line in ``ROUTES``: its name (for the log and for faults), path, methods and
-handler.
+handler, and ``cors=True`` for routes browsers call cross-origin. The client endpoint's WebSocket
+(``client.websocket``) has its own wrapper: it is logged at the upgrade (101, or the refusal's
+status), and a fault with a status refuses the upgrade with it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,24 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
-from . import _data_plane, _identity
+from . import _client_endpoint, _data_plane, _identity, _rest_api
+from ._cors import cors_headers
+from ._hub_session import run_hub_session
 from ._log import attributed_principal
 from ._state import EmulatorState
 
-__all__ = ["ROUTES", "ROUTE_NAMES", "EmulatorRoute", "build_app"]
+__all__ = [
+    "ROUTES",
+    "ROUTE_NAMES",
+    "WEBSOCKET_PATHS",
+    "WEBSOCKET_ROUTE",
+    "EmulatorApp",
+    "EmulatorRoute",
+    "build_app",
+]
 
 Handler = Callable[[EmulatorState, Request], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -33,6 +46,7 @@ class EmulatorRoute:
     path: str
     methods: tuple[str, ...]
     handler: Handler
+    cors: bool = False
 
 
 _GET = ("GET",)
@@ -56,9 +70,49 @@ ROUTES: tuple[EmulatorRoute, ...] = (
     EmulatorRoute("identity.jwks", "/{tenant}/discovery/v2.0/keys", _GET, _identity.jwks),
     EmulatorRoute("signalr.access_key", "/api/v1/auth/accessKey", _GET, _data_plane.access_key),
     EmulatorRoute("signalr.health", "/api/health", ("GET", "HEAD"), _data_plane.health),
+    EmulatorRoute(
+        "signalr.rest",
+        "/api/hubs/{path:path}",
+        ("POST", "PUT", "DELETE", "HEAD"),
+        _rest_api.dispatch,
+    ),
+    EmulatorRoute(
+        "client.negotiate",
+        "/client/negotiate",
+        ("POST",),
+        _client_endpoint.negotiate,
+        cors=True,
+    ),
+    EmulatorRoute(
+        "client.preflight",
+        "/client/negotiate",
+        ("OPTIONS",),
+        _client_endpoint.negotiate_preflight,
+        cors=True,
+    ),
 )
 
-ROUTE_NAMES = frozenset(route.name for route in ROUTES)
+WEBSOCKET_ROUTE = "client.websocket"
+WEBSOCKET_PATHS = ("/client/", "/client")
+"""Both: the SDKs' URL ends in ``/client/?hub=``, a hand-written one may not, and Starlette's
+slash redirect does not apply to WebSockets."""
+
+ROUTE_NAMES = frozenset(route.name for route in ROUTES) | {WEBSOCKET_ROUTE}
+
+
+class EmulatorApp(Starlette):
+    """The emulator's ASGI app. :func:`serve_in_thread` and :func:`serve` report the URL they serve
+    it at, which becomes the client endpoint's public URL unless the emulator was given one."""
+
+    def __init__(self, state: EmulatorState, routes: list[BaseRoute]) -> None:
+        super().__init__(routes=routes)
+        self._emulator_state = state
+
+    def serving_started(self, url: str) -> None:
+        self._emulator_state.address.serving_started(url)
+
+    def serving_stopped(self, url: str) -> None:
+        self._emulator_state.address.serving_stopped(url)
 
 
 def _observed(state: EmulatorState, route: EmulatorRoute) -> Endpoint:
@@ -69,6 +123,8 @@ def _observed(state: EmulatorState, route: EmulatorRoute) -> Endpoint:
         status = 500  # what the client sees if the handler raises
         try:
             response = await _answer(state, route, request)
+            if route.cors:
+                response.headers.update(cors_headers(request.headers))
             status = response.status_code
             return response
         finally:
@@ -99,6 +155,53 @@ async def _answer(state: EmulatorState, route: EmulatorRoute, request: Request) 
     return response
 
 
-def build_app(state: EmulatorState) -> Starlette:
-    routes = [Route(r.path, _observed(state, r), methods=list(r.methods)) for r in ROUTES]
-    return Starlette(routes=routes)
+WebSocketEndpoint = Callable[[WebSocket], Awaitable[None]]
+
+
+def _observed_websocket(state: EmulatorState) -> WebSocketEndpoint:
+    """The client endpoint's WebSocket: admit or refuse (logged either way), then the session."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        arrived = state.clock.now()
+        accept_headers: dict[str, str] = {}
+        decision: _client_endpoint.Admission | Response
+        fault = state.faults.take(WEBSOCKET_ROUTE)
+        if fault is not None and fault.delay:
+            await anyio.sleep(fault.delay)
+        if fault is not None and fault.replaces_handler:
+            decision = fault.response()
+        else:
+            decision = _client_endpoint.admit_websocket(state, websocket)
+            accept_headers = dict(fault.headers) if fault is not None else {}
+        state.log.record(
+            route=WEBSOCKET_ROUTE,
+            method="GET",
+            path=websocket.url.path,
+            query=websocket.query_params.multi_items(),
+            headers=websocket.headers.items(),
+            status=decision.status_code if isinstance(decision, Response) else 101,
+            principal_oid=None,
+            at=arrived,
+        )
+        if isinstance(decision, Response):
+            await _refuse_upgrade(websocket, decision)
+        else:
+            await run_hub_session(state, websocket, decision, accept_headers)
+
+    return endpoint
+
+
+async def _refuse_upgrade(websocket: WebSocket, response: Response) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(response)
+    else:  # a server without the denial extension can only answer 403
+        await websocket.close(code=1008)
+
+
+def build_app(state: EmulatorState) -> EmulatorApp:
+    routes: list[BaseRoute] = [
+        Route(r.path, _observed(state, r), methods=list(r.methods)) for r in ROUTES
+    ]
+    websocket = _observed_websocket(state)
+    routes += [WebSocketRoute(path, websocket) for path in WEBSOCKET_PATHS]
+    return EmulatorApp(state, routes)

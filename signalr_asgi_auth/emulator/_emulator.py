@@ -6,17 +6,17 @@ import secrets
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from starlette.applications import Starlette
-
+from .._endpoint import normalize_url
 from .._rbac import ResourceId, Role
 from ._access_keys import AccessKeyStore, IssuedKey
-from ._app import ROUTE_NAMES, build_app
+from ._app import ROUTE_NAMES, EmulatorApp, build_app
 from ._clock import EmulatorClock
+from ._connections import ClientConnection, ConnectionRegistry, NegotiatedConnections
 from ._directory import Assignment, Directory, Principal
 from ._entra import EntraAuthority
 from ._faults import Fault, FaultTable
 from ._log import RequestLog
-from ._state import EmulatorState
+from ._state import EmulatorState, PublicAddress
 
 __all__ = ["DEFAULT_RESOURCE_ID", "DEFAULT_TENANT_ID", "Emulator"]
 
@@ -29,11 +29,15 @@ DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000e1"
 
 class Emulator:
     """A local stand-in for Azure: a tenant with managed identities and role assignments, its
-    identity endpoint and token service, and one SignalR resource's data plane.
+    identity endpoint and token service, and one SignalR resource's data plane and client endpoint.
 
     Serve :attr:`app` on 127.0.0.1 (see :func:`serve_in_thread`) and point the real azure-identity
     at it with :meth:`app_service_env` or :meth:`imds_env`. Everything is in memory and per
     instance.
+
+    ``public_url`` is the base URL clients reach the service at, whose host client tokens' ``aud``
+    must name; by default, the URL the serve helpers report. ``ping_interval`` is the seconds
+    between the pings each client connection gets (clients give up after 30 s of silence).
     """
 
     def __init__(
@@ -44,6 +48,8 @@ class Emulator:
         access_keys: tuple[str, str] | None = None,
         key_lifetime: float = 90 * 60,
         token_lifetime: float = 24 * 3600,
+        public_url: str | None = None,
+        ping_interval: float = 15.0,
     ) -> None:
         resource = ResourceId.parse(resource_id)
         if resource.name is None:
@@ -60,6 +66,11 @@ class Emulator:
         if key_lifetime <= 0 or token_lifetime <= 0:
             msg = "key_lifetime and token_lifetime must be positive numbers of seconds."
             raise ValueError(msg)
+        if not ping_interval > 0:
+            msg = f"ping_interval must be a positive number of seconds, got {ping_interval!r}."
+            raise ValueError(msg)
+        if public_url is not None:
+            public_url = normalize_url(public_url, key="public_url")
         self.clock = EmulatorClock()
         self.tenant_id = tenant_id
         self._access_keys = access_keys or (secrets.token_urlsafe(32), secrets.token_urlsafe(32))
@@ -77,9 +88,15 @@ class Emulator:
             log=RequestLog(),
             system_identity=self.system_identity,
             identity_header=self.identity_header,
+            resource_keys=self._access_keys,
+            address=PublicAddress(public_url),
+            connections=ConnectionRegistry(),
+            negotiated=NegotiatedConnections(),
+            ping_interval=ping_interval,
         )
-        self.app: Starlette = build_app(self._state)
-        """The ASGI application serving every route (identity, metadata, SignalR data plane)."""
+        self.app: EmulatorApp = build_app(self._state)
+        """The ASGI application serving every route (identity, metadata, SignalR data plane,
+        client endpoint). The serve helpers tell it the URL it is served at."""
 
     # -- the resource ---------------------------------------------------------------------------
 
@@ -91,6 +108,18 @@ class Emulator:
     def access_keys(self) -> tuple[str, str]:
         """The resource's own (primary, secondary) keys, as in access-key connection strings."""
         return self._access_keys
+
+    @property
+    def public_url(self) -> str | None:
+        """The base URL client tokens' audiences must name: ``public_url`` if it was given, else
+        the URL the app is served at (the first, if several), else None (not served yet)."""
+        urls = self._state.address.urls()
+        return urls[0] if urls else None
+
+    @property
+    def ping_interval(self) -> float:
+        """Seconds between the pings the client endpoint sends each connection."""
+        return self._state.ping_interval
 
     def connection_string(
         self, base_url: str, *, auth_type: str | None = "azure.msi", client_id: str | None = None
@@ -112,6 +141,11 @@ class Emulator:
     ) -> Principal:
         """A user-assigned managed identity; ids are random UUIDs unless given."""
         return self._state.directory.add_principal(name, client_id=client_id, object_id=object_id)
+
+    @property
+    def principals(self) -> list[Principal]:
+        """Every managed identity, the system-assigned one first."""
+        return self._state.directory.principals
 
     def find_principal(
         self, *, client_id: str | None = None, object_id: str | None = None
@@ -188,6 +222,21 @@ class Emulator:
     def find_key(self, key_id: str) -> IssuedKey | None:
         return self._state.access_keys.find(key_id)
 
+    # -- client connections ---------------------------------------------------------------------
+
+    @property
+    def connections(self) -> list[ClientConnection]:
+        """The connections open now (those past the hub-protocol handshake), oldest first."""
+        return self._state.connections.all()
+
+    def find_connection(self, connection_id: str) -> ClientConnection | None:
+        return self._state.connections.get(connection_id)
+
+    @property
+    def connection_registry(self) -> ConnectionRegistry:
+        """Connections by hub, user and group, with group membership (what the REST API uses)."""
+        return self._state.connections
+
     # -- test hooks -----------------------------------------------------------------------------
 
     @property
@@ -227,5 +276,5 @@ class Emulator:
         return (
             f"Emulator(resource_id={str(self.resource_id)!r}, tenant_id={self.tenant_id!r}, "
             f"principals={len(self._state.directory.principals)}, "
-            f"assignments={len(self.assignments)})"
+            f"assignments={len(self.assignments)}, connections={len(self._state.connections)})"
         )

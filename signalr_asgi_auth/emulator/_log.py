@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import overload
 
@@ -58,6 +58,12 @@ class RequestLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[LogEntry] = []
+        self._listeners: list[Callable[[LogEntry], None]] = []
+
+    def add_listener(self, listener: Callable[[LogEntry], None]) -> None:
+        """Call ``listener`` with each new entry (already redacted), in the server's thread."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def record(
         self,
@@ -83,6 +89,9 @@ class RequestLog:
         )
         with self._lock:
             self._entries.append(entry)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(entry)
         return entry
 
     def _snapshot(self) -> list[LogEntry]:

@@ -1,4 +1,9 @@
-"""Running an ASGI app (the emulator's) with uvicorn on a local port: in a thread, or in a task."""
+"""Running an ASGI app (the emulator's) with uvicorn on a local port: in a thread, in a task, or in
+the foreground (the command line).
+
+An app that implements :class:`ServedApp` is told the URL it is served at, and when that ends: the
+emulator uses it as its public URL, the one client tokens' audiences must name.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,55 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-__all__ = ["serve", "serve_in_thread"]
+__all__ = ["ServedApp", "run_in_foreground", "serve", "serve_in_thread"]
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 
 
-def _config(app: ASGIApp) -> uvicorn.Config:
+@runtime_checkable
+class ServedApp(Protocol):
+    """An ASGI app that wants to know where it is served (the emulator's app does)."""
+
+    def serving_started(self, url: str) -> None: ...
+
+    def serving_stopped(self, url: str) -> None: ...
+
+
+class _DenialAwareWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's default WebSocket implementation, minus a false alarm.
+
+    After an app refuses an upgrade with an HTTP response (the ASGI denial-response extension, how
+    the client endpoint answers 401), uvicorn 0.3x still logs "ASGI callable returned without
+    completing handshake" at error level: it does not count a finished denial as a completed
+    handshake. A finished denial is marked complete here, so only real mistakes are logged.
+    """
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        denial_finished = message["type"] == "websocket.http.response.body" and not message.get(
+            "more_body", False
+        )
+        if denial_finished:
+            self.handshake_complete = True
+
+
+def _config(app: ASGIApp, *, log_level: str = "warning") -> uvicorn.Config:
     return uvicorn.Config(
         app,
         lifespan="off",
         # "websockets" (the legacy implementation) raises DeprecationWarning with websockets >= 14.
-        ws="websockets-sansio",
-        log_level="warning",
+        ws=_DenialAwareWebSocketProtocol,
+        log_level=log_level,
         # None: leave the host's logging configuration alone (uvicorn would otherwise replace it).
         log_config=None,
         access_log=False,
@@ -56,12 +90,31 @@ def _base_url(sock: socket.socket) -> str:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a daemon thread on a free port; yield ``http://host:port``.
+def _announced(app: ASGIApp, url: str) -> Iterator[None]:
+    served = app if isinstance(app, ServedApp) else None
+    if served is not None:
+        served.serving_started(url)
+    try:
+        yield
+    finally:
+        if served is not None:
+            served.serving_stopped(url)
 
-    The server stops when the block exits (a bounded wait; in-flight requests get about a second).
+
+@contextmanager
+def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread; yield ``http://host:port``.
+
+    ``port=0`` picks a free port. The server stops when the block exits (a bounded wait; in-flight
+    requests get about a second).
     """
-    sock = _bind(host, 0)
+    sock = _bind(host, port)
+    with _announced(app, _base_url(sock)), _running_in_thread(app, sock) as url:
+        yield url
+
+
+@contextmanager
+def _running_in_thread(app: ASGIApp, sock: socket.socket) -> Iterator[str]:
     server = uvicorn.Server(_config(app))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="emulator-server", daemon=True
@@ -96,6 +149,13 @@ async def serve(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> Asyn
         msg = "serve() needs asyncio (uvicorn runs on asyncio only); use serve_in_thread() instead."
         raise RuntimeError(msg) from None
     sock = _bind(host, port)
+    with _announced(app, _base_url(sock)):
+        async with _running_in_task(app, sock) as url:
+            yield url
+
+
+@asynccontextmanager
+async def _running_in_task(app: ASGIApp, sock: socket.socket) -> AsyncIterator[str]:
     server = uvicorn.Server(_config(app))
     stopped = anyio.Event()
 
@@ -118,5 +178,25 @@ async def serve(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> Asyn
                 yield _base_url(sock)
             finally:
                 server.should_exit = True
+    finally:
+        sock.close()
+
+
+def run_in_foreground(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    ready: Callable[[str], None],
+    log_level: str = "warning",
+) -> None:
+    """Serve ``app`` in this thread until SIGINT or SIGTERM; ``ready(url)`` runs once the port is
+    bound, before the first request is answered (the command line prints its banner there)."""
+    sock = _bind(host, port)
+    url = _base_url(sock)
+    try:
+        with _announced(app, url):
+            ready(url)
+            uvicorn.Server(_config(app, log_level=log_level)).run(sockets=[sock])
     finally:
         sock.close()

@@ -1,0 +1,75 @@
+"""The chat example on FastAPI.
+
+The page negotiates at ``POST /chat/negotiate?user=<name>`` and then talks to SignalR Service
+directly. What a user says is POSTed here, and the app sends it on through the service's REST API.
+
+``python -m examples.fastapi_app`` runs it (on the embedded emulator unless
+``AZURE_SIGNALR_CONNECTION_STRING`` is set); so does
+``uvicorn --factory examples.fastapi_app:create_app`` with the connection string set.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import FastAPI, Path, Query
+from pydantic import BaseModel, Field
+
+from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware
+from signalr_asgi_auth.fastapi import SignalR, add_exception_handler
+
+from .._page import signalr_bundle, static_files
+
+__all__ = ["create_app"]
+
+HUB = "chat"
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Join(BaseModel):
+    user: Name
+
+
+class Said(BaseModel):
+    user: Name
+    text: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+def create_app(auth: SignalRAuth | None = None) -> FastAPI:
+    """The chat app; without ``auth`` it reads ``AZURE_SIGNALR_CONNECTION_STRING``."""
+    app = FastAPI(title="signalr-asgi-auth chat")
+    app.add_middleware(SignalRAuthMiddleware, auth=auth or SignalRAuth.from_connection_string())
+    add_exception_handler(app)  # no key yet, a missing role → 503 with Retry-After and the reason
+
+    @app.post("/chat/negotiate")
+    async def negotiate(
+        signalr: SignalR, user: Annotated[str, Query(min_length=1, max_length=64)]
+    ) -> dict[str, str]:
+        # A real app takes the user from its own sign-in; the demo trusts the page.
+        return await signalr.negotiate(HUB, user_id=user)
+
+    @app.post("/messages", status_code=202)
+    async def to_everyone(signalr: SignalR, said: Said) -> None:
+        await signalr.hub(HUB).send_to_all("newMessage", said.user, said.text)
+
+    @app.post("/users/{user}/messages", status_code=202)
+    async def to_user(
+        signalr: SignalR, user: Annotated[str, Path(max_length=64)], said: Said
+    ) -> None:
+        await signalr.hub(HUB).send_to_user(user, "directMessage", said.user, said.text)
+
+    @app.post("/groups/{group}/members", status_code=204)
+    async def join_group(
+        signalr: SignalR, group: Annotated[str, Path(max_length=64)], join: Join
+    ) -> None:
+        await signalr.hub(HUB).add_user_to_group(group, join.user)
+
+    @app.post("/groups/{group}/messages", status_code=202)
+    async def to_group(
+        signalr: SignalR, group: Annotated[str, Path(max_length=64)], said: Said
+    ) -> None:
+        await signalr.hub(HUB).send_to_group(group, "groupMessage", group, said.user, said.text)
+
+    app.add_route("/signalr.min.js", signalr_bundle)
+    app.mount("/", static_files())  # last: the page and its script
+    return app

@@ -1,0 +1,182 @@
+"""``python -m signalr_asgi_auth emulator``: the emulator in the foreground, for local development.
+
+It prints the connection string and the environment an app needs, then one line per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlencode
+
+from .._rbac import ResourceId
+from ._config import EmulatorConfig, EmulatorConfigError, load_config
+from ._emulator import Emulator
+from ._log import LogEntry
+from ._server import run_in_foreground
+
+__all__ = ["add_emulator_command", "format_entry", "is_loopback"]
+
+DEFAULT_PORT = 8888
+"""The port Microsoft's emulator uses too."""
+
+
+def add_emulator_command(
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    parser = subcommands.add_parser(
+        "emulator",
+        help="run a local emulator of Azure SignalR Service and its managed identity",
+        description=(
+            "Run a local emulator of Azure SignalR Service with Microsoft Entra ID: a managed "
+            "identity endpoint, role assignments, the data plane and the client endpoint. It prints "
+            "the environment an app needs, then one line per request."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any ({DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--config", type=Path, help="JSON file with identities, roles and the resource id"
+    )
+    parser.add_argument(
+        "--public-url",
+        help="base URL clients use, when not http://HOST:PORT (e.g. behind a proxy)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on a non-loopback address (the emulator gives tokens to anyone who asks)",
+    )
+    parser.set_defaults(command=run_emulator)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def run_emulator(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if not is_loopback(args.host) and not args.allow_remote:
+        err.write(
+            f"Refusing to listen on {args.host}: the emulator hands out tokens and keys to anyone "
+            "who can reach it. Use a loopback address, or pass --allow-remote if you mean it.\n"
+        )
+        return 2
+    if not 0 <= args.port <= 65535:
+        err.write(f"--port must be between 0 and 65535, got {args.port}.\n")
+        return 2
+    try:
+        config = load_config(args.config) if args.config else EmulatorConfig()
+        if args.public_url:
+            config = _with_public_url(config, args.public_url)
+        emulator = config.build()
+    except (EmulatorConfigError, ValueError) as error:
+        err.write(f"{error}\n")
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    emulator.log.add_listener(_request_printer(emulator, out))
+    try:
+        run_in_foreground(
+            emulator.app,
+            host=args.host,
+            port=args.port,
+            ready=lambda url: _write(out, banner(emulator, url)),
+        )
+    except OSError as error:
+        err.write(f"Cannot listen on {args.host}:{args.port}: {error.strerror or error}.\n")
+        return 1
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has shut down
+        pass
+    _write(out, "Emulator stopped.\n")
+    return 0
+
+
+def _with_public_url(config: EmulatorConfig, public_url: str) -> EmulatorConfig:
+    return EmulatorConfig(
+        resource_id=config.resource_id,
+        ping_interval=config.ping_interval,
+        public_url=public_url,
+        system_roles=config.system_roles,
+        principals=config.principals,
+    )
+
+
+def banner(emulator: Emulator, url: str) -> str:
+    """What the command prints once it listens: the connection string and the app's environment."""
+    public = emulator.public_url or url
+    connection_string = emulator.connection_string(public)
+    environment = {
+        **emulator.app_service_env(url),
+        "AZURE_SIGNALR_CONNECTION_STRING": connection_string,
+    }
+    lines = [
+        f"Azure SignalR emulator listening on {url}",
+        f"Resource: {emulator.resource_id}",
+        "",
+        "Connection string (system-assigned managed identity):",
+        f"  {connection_string}",
+        "",
+        "Environment for the app (the identity header changes on every start):",
+        *(f"export {name}={shlex.quote(value)}" for name, value in environment.items()),
+        "",
+        "Identities and roles:",
+        *_identities(emulator),
+        "",
+        "Requests (Ctrl-C stops):",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _identities(emulator: Emulator) -> list[str]:
+    lines: list[str] = []
+    for principal in emulator.principals:
+        roles = [
+            a.role.name + _scope_note(a.scope, emulator.resource_id)
+            for a in emulator.assignments
+            if a.principal == principal
+        ]
+        ids = "" if principal == emulator.system_identity else f" (ClientId={principal.client_id})"
+        lines.append(f"  {principal.name}{ids}: {', '.join(roles) or 'no roles'}")
+    return lines
+
+
+def _scope_note(scope: ResourceId, resource: ResourceId) -> str:
+    return "" if scope == resource else f" at {scope}"
+
+
+def format_entry(entry: LogEntry, principal_name: str | None = None) -> str:
+    """One request as one line; the entry's secrets are redacted already."""
+    stamp = time.strftime("%H:%M:%S", time.localtime())
+    query = f"?{urlencode(entry.query, safe='[]/')}" if entry.query else ""
+    line = f"{stamp} {entry.route:<20} {entry.method:<7} {entry.path}{query} -> {entry.status}"
+    if entry.principal_oid:
+        line += f"  principal={principal_name or entry.principal_oid}"
+    return line + "\n"
+
+
+def _request_printer(emulator: Emulator, out: TextIO) -> Callable[[LogEntry], None]:
+    def print_entry(entry: LogEntry) -> None:
+        name = None
+        if entry.principal_oid:
+            principal = emulator.find_principal(object_id=entry.principal_oid)
+            name = principal.name if principal else None
+        _write(out, format_entry(entry, name))
+
+    return print_entry
+
+
+def _write(out: TextIO, text: str) -> None:
+    out.write(text)
+    out.flush()

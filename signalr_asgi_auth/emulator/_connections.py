@@ -1,0 +1,383 @@
+"""The client connections the emulated service holds: who is connected to which hub, their user id
+and groups, and the outbox through which the service writes to each socket.
+
+Tests and REST handlers write to a connection from any thread or event loop; the socket's own task
+(in the server's loop) drains the outbox. Everything shared is behind a ``threading.Lock``, and the
+socket task is woken with its loop's thread-safe scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+__all__ = [
+    "ClientConnection",
+    "ConnectionRegistry",
+    "NegotiatedConnection",
+    "NegotiatedConnections",
+    "encode_message",
+]
+
+RECORD_SEPARATOR = "\x1e"
+
+
+def encode_message(message: Mapping[str, Any]) -> str:
+    """One JSON hub-protocol frame: compact JSON followed by the record separator."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False) + RECORD_SEPARATOR
+
+
+def _loop_waker(callback: Callable[[], None]) -> Callable[[], None]:
+    """A function any thread may call to run ``callback`` soon in the current event loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # the only other loop anyio runs on
+
+        token = trio.lowlevel.current_trio_token()
+
+        def wake_trio() -> None:
+            token.run_sync_soon(callback)
+
+        return wake_trio
+
+    def wake_asyncio() -> None:
+        loop.call_soon_threadsafe(callback)
+
+    return wake_asyncio
+
+
+class _Outbox:
+    """Frames waiting for the socket, and whether the service asked to close it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frames: deque[str] = deque()
+        self._closing = False
+        self._finished = False
+        self._wake: Callable[[], None] | None = None
+
+    def put(self, frame: str, *, last: bool = False) -> bool:
+        with self._lock:
+            if self._closing or self._finished:
+                return False
+            self._frames.append(frame)
+            self._closing = last
+            wake = self._wake
+        if wake is not None:
+            try:
+                wake()
+            except RuntimeError:  # the server's loop has stopped; nobody will read this
+                return False
+        return True
+
+    def pending(self) -> list[str]:
+        with self._lock:
+            return list(self._frames)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finished = True
+            self._frames.clear()
+            self._wake = None
+
+    @property
+    def closing(self) -> bool:
+        with self._lock:
+            return self._closing
+
+    async def drain(self) -> AsyncIterator[str]:
+        """Yield frames as they are put, until the last one (a close message) has been yielded."""
+        ready = anyio.Event()
+
+        def set_ready() -> None:
+            ready.set()
+
+        with self._lock:
+            self._wake = _loop_waker(set_ready)
+        while True:
+            with self._lock:
+                frames = list(self._frames)
+                self._frames.clear()
+                done = self._closing or self._finished
+                if not frames and not done:
+                    ready = anyio.Event()
+            for frame in frames:
+                yield frame
+            if done:
+                return
+            if not frames:
+                await ready.wait()
+
+
+@dataclass(eq=False)
+class ClientConnection:
+    """One client connected to a hub of the emulated service.
+
+    ``hub`` is the hub as the client token's audience names it (``?hub=…``, with the application
+    prefix if any), lower-cased. ``user_id`` comes from the token's ``asrs.s.uid`` claim, else
+    ``nameid``. ``groups`` is kept by :class:`ConnectionRegistry`; change it through the registry.
+    """
+
+    connection_id: str
+    hub: str
+    user_id: str | None
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
+    groups: set[str] = field(default_factory=set)
+    connected_at: float = 0.0
+    _outbox: _Outbox = field(default_factory=_Outbox, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.hub = self.hub.lower()
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        """Queue one hub-protocol message (a JSON object) for the socket.
+
+        Safe from any thread or event loop. A connection that is closing or gone drops it.
+        """
+        self._outbox.put(encode_message(message))
+
+    async def close(self, reason: str | None = None) -> None:
+        """Close from the service side: a close message (``allowReconnect`` false, ``error`` the
+        reason) after whatever is queued, then a normal WebSocket close (1000)."""
+        message: dict[str, Any] = {"type": 7}
+        if reason is not None:
+            message["error"] = reason
+        message["allowReconnect"] = False
+        self._outbox.put(encode_message(message), last=True)
+
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._outbox.closing
+
+    @property
+    def pending(self) -> list[str]:
+        """Frames queued and not yet written to the socket (for tests without a socket)."""
+        return self._outbox.pending()
+
+    def outgoing(self) -> AsyncIterator[str]:
+        """The frames to write, as they come; ends after the close message. For the socket task."""
+        return self._outbox.drain()
+
+    def disconnected(self) -> None:
+        """The socket is gone: drop what is queued and refuse further messages."""
+        self._outbox.finish()
+
+
+class ConnectionRegistry:
+    """The connections of every hub, and group membership of connections and users.
+
+    Hubs are compared lower-cased; group names and user ids exactly. A user added to a group
+    brings every current and future connection of theirs (in that hub) into it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: dict[str, ClientConnection] = {}
+        self._user_groups: dict[tuple[str, str], set[str]] = {}  # (hub, group) -> user ids
+
+    # -- connections --------------------------------------------------------------------------
+
+    def add(self, connection: ClientConnection) -> None:
+        with self._lock:
+            if connection.connection_id in self._connections:
+                msg = f"A connection with id {connection.connection_id!r} exists already."
+                raise ValueError(msg)
+            if connection.user_id is not None:
+                for (hub, group), users in self._user_groups.items():
+                    if hub == connection.hub and connection.user_id in users:
+                        connection.groups.add(group)
+            self._connections[connection.connection_id] = connection
+
+    def remove(self, connection_id: str) -> None:
+        """Forget a connection; forgetting one that is gone already is fine."""
+        with self._lock:
+            self._connections.pop(connection_id, None)
+
+    def get(self, connection_id: str) -> ClientConnection | None:
+        with self._lock:
+            return self._connections.get(connection_id)
+
+    def all(self) -> list[ClientConnection]:
+        """Every connection, oldest first."""
+        with self._lock:
+            return list(self._connections.values())
+
+    def in_hub(self, hub: str) -> list[ClientConnection]:
+        hub = hub.lower()
+        with self._lock:
+            return [c for c in self._connections.values() if c.hub == hub]
+
+    def of_user(self, hub: str, user_id: str) -> list[ClientConnection]:
+        hub = hub.lower()
+        with self._lock:
+            return [c for c in self._connections.values() if c.hub == hub and c.user_id == user_id]
+
+    def in_group(self, hub: str, group: str) -> list[ClientConnection]:
+        hub = hub.lower()
+        with self._lock:
+            return [c for c in self._connections.values() if c.hub == hub and group in c.groups]
+
+    # -- groups -------------------------------------------------------------------------------
+
+    def add_to_group(self, hub: str, group: str, connection_id: str) -> bool:
+        """Put a connection in a group; False if the hub has no such connection."""
+        with self._lock:
+            connection = self._find(hub, connection_id)
+            if connection is None:
+                return False
+            connection.groups.add(group)
+            return True
+
+    def remove_from_group(self, hub: str, group: str, connection_id: str) -> bool:
+        """Take a connection out of a group; False if the hub has no such connection."""
+        with self._lock:
+            connection = self._find(hub, connection_id)
+            if connection is None:
+                return False
+            connection.groups.discard(group)
+            return True
+
+    def remove_from_all_groups(self, hub: str, connection_id: str) -> bool:
+        """Take a connection out of every group; False if the hub has no such connection."""
+        with self._lock:
+            connection = self._find(hub, connection_id)
+            if connection is None:
+                return False
+            connection.groups.clear()
+            return True
+
+    def add_user_to_group(self, hub: str, group: str, user_id: str) -> None:
+        """Put the user's current connections in the group, and their future ones as they come."""
+        hub = hub.lower()
+        with self._lock:
+            self._user_groups.setdefault((hub, group), set()).add(user_id)
+            for connection in self._connections.values():
+                if connection.hub == hub and connection.user_id == user_id:
+                    connection.groups.add(group)
+
+    def remove_user_from_group(self, hub: str, group: str, user_id: str) -> None:
+        """Take the user and all their connections out of the group."""
+        hub = hub.lower()
+        with self._lock:
+            users = self._user_groups.get((hub, group))
+            if users is not None:
+                users.discard(user_id)
+                if not users:
+                    del self._user_groups[(hub, group)]
+            for connection in self._connections.values():
+                if connection.hub == hub and connection.user_id == user_id:
+                    connection.groups.discard(group)
+
+    def user_in_group(self, hub: str, group: str, user_id: str) -> bool:
+        """Whether the user was added to the group, or has a connection in it."""
+        hub = hub.lower()
+        with self._lock:
+            if user_id in self._user_groups.get((hub, group), ()):
+                return True
+            return any(
+                c.hub == hub and c.user_id == user_id and group in c.groups
+                for c in self._connections.values()
+            )
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        connections: Iterable[ClientConnection],
+        target: str,
+        arguments: list[Any],
+        excluded: Collection[str] = (),
+    ) -> int:
+        """Invoke ``target`` with ``arguments`` on each connection whose id is not ``excluded``;
+        the number of connections it was queued for."""
+        message = {"type": 1, "target": target, "arguments": arguments}
+        count = 0
+        for connection in connections:
+            if connection.connection_id in excluded or connection.closing:
+                continue
+            await connection.send(message)
+            count += 1
+        return count
+
+    def _find(self, hub: str, connection_id: str) -> ClientConnection | None:
+        connection = self._connections.get(connection_id)
+        if connection is None or connection.hub != hub.lower():
+            return None
+        return connection
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    def __repr__(self) -> str:
+        return f"ConnectionRegistry({len(self)} connections)"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class NegotiatedConnection:
+    """What ``/client/negotiate`` learnt from the token, kept until the WebSocket arrives."""
+
+    connection_id: str
+    connection_token: str
+    hub: str
+    user_id: str | None
+    claims: dict[str, Any]
+    negotiated_at: float
+
+    def __repr__(self) -> str:
+        return (
+            f"NegotiatedConnection(connection_id={self.connection_id!r}, "
+            f"connection_token='**********', hub={self.hub!r}, user_id={self.user_id!r})"
+        )
+
+
+class NegotiatedConnections:
+    """Connection tokens handed out by negotiate, each usable once and only for ``ttl`` seconds
+    (Azure SignalR refuses a connect that comes more than 5 s after its negotiate)."""
+
+    def __init__(self, *, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._pending: dict[str, NegotiatedConnection] = {}
+
+    def create(
+        self, *, hub: str, user_id: str | None, claims: dict[str, Any], now: float
+    ) -> NegotiatedConnection:
+        # URL-safe: the JS client puts the token into ?id= without encoding it.
+        negotiated = NegotiatedConnection(
+            connection_id=secrets.token_urlsafe(16),
+            connection_token=secrets.token_urlsafe(16),
+            hub=hub.lower(),
+            user_id=user_id,
+            claims=claims,
+            negotiated_at=now,
+        )
+        with self._lock:
+            self._forget_expired(now)
+            self._pending[negotiated.connection_token] = negotiated
+        return negotiated
+
+    def take(self, connection_token: str, *, now: float) -> NegotiatedConnection | None:
+        """The negotiated connection for this token, removed; None if unknown, used or expired."""
+        with self._lock:
+            self._forget_expired(now)
+            return self._pending.pop(connection_token, None)
+
+    def _forget_expired(self, now: float) -> None:
+        for token, negotiated in list(self._pending.items()):
+            if now - negotiated.negotiated_at > self.ttl:
+                del self._pending[token]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)

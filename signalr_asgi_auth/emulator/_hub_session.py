@@ -1,0 +1,191 @@
+"""One client's WebSocket after the upgrade: the JSON hub protocol's handshake, pings, the client's
+messages, and the frames the service queues for it.
+
+Messages are JSON objects each followed by the record separator ``\\x1e``; a frame may hold several,
+and clients differ in spacing, so records are parsed, never compared as bytes. Only the ``json``
+protocol, version 1, is spoken (no MessagePack, no stateful reconnect).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import anyio
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from ._client_endpoint import Admission
+from ._connections import RECORD_SEPARATOR, ClientConnection, encode_message
+from ._state import EmulatorState
+
+__all__ = ["HANDSHAKE_TIMEOUT", "run_hub_session"]
+
+HANDSHAKE_TIMEOUT = 15.0
+"""Seconds a client has to send its handshake after the upgrade (ASP.NET Core's default)."""
+
+_NO_UPSTREAM = (
+    "The emulated service has no upstream for hub {hub!r}: client invocations of {target!r} are "
+    "not forwarded to any app server."
+)
+
+logger = logging.getLogger(__name__)
+
+
+class _Records:
+    """Text received so far, split into complete records."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    def feed(self, message: Mapping[str, Any]) -> Iterator[str]:
+        text = message.get("text")
+        if text is None:
+            text = (message.get("bytes") or b"").decode("utf-8", "replace")
+        self._buffer += text
+        *records, self._buffer = self._buffer.split(RECORD_SEPARATOR)
+        yield from records
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def run_hub_session(
+    state: EmulatorState, websocket: WebSocket, admission: Admission, headers: dict[str, str]
+) -> None:
+    """Accept the upgrade and serve the connection until either side closes it."""
+    await websocket.accept(headers=list(_encoded(headers)))
+    records = _Records()
+    try:
+        handshake = await _receive_handshake(websocket, records)
+    except _ClientGone:
+        return
+    if handshake is None:  # no handshake in time
+        await _close_socket(websocket)
+        return
+    error, pending = handshake
+    if error is not None:
+        await websocket.send_text(encode_message({"error": error}))
+        await _close_socket(websocket)
+        return
+    connection = ClientConnection(
+        connection_id=admission.connection_id,
+        hub=admission.hub,
+        user_id=admission.user_id,
+        claims=admission.claims,
+        connected_at=state.clock.now(),
+    )
+    # Registered before the handshake answer, so that a client which has its answer is listed; a
+    # message queued meanwhile waits in the outbox until the writer starts, after the answer.
+    state.connections.add(connection)
+    try:
+        await websocket.send_text(encode_message({}))
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_write, websocket, connection, tasks.cancel_scope)
+            tasks.start_soon(_ping, connection, state.ping_interval)
+            for record in pending:
+                await _handle(record, connection)
+            await _read(websocket, records, connection)
+            tasks.cancel_scope.cancel()
+    except (WebSocketDisconnect, OSError):
+        pass  # the client went away while the handshake answer was on its way
+    finally:
+        state.connections.remove(connection.connection_id)
+        connection.disconnected()
+        with anyio.CancelScope(shield=True):
+            await _close_socket(websocket)
+
+
+async def _receive_handshake(
+    websocket: WebSocket, records: _Records
+) -> tuple[str | None, list[str]] | None:
+    """Why the handshake is refused (None: accepted) and the records that came after it; None when
+    no handshake came in time."""
+    with anyio.move_on_after(HANDSHAKE_TIMEOUT):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise _ClientGone
+            received = list(records.feed(message))
+            if received:
+                return _handshake_error(received[0]), received[1:]
+    return None
+
+
+def _handshake_error(record: str) -> str | None:
+    try:
+        request = json.loads(record)
+    except ValueError:
+        return "The handshake request is not valid JSON."
+    if not isinstance(request, dict):
+        return "The handshake request must be a JSON object."
+    protocol, version = request.get("protocol"), request.get("version")
+    if protocol != "json":
+        return f"The protocol {protocol!r} is not supported."
+    if version != 1:
+        return f"The server does not support version {version!r} of the 'json' protocol."
+    return None
+
+
+async def _read(websocket: WebSocket, records: _Records, connection: ClientConnection) -> None:
+    """Handle the client's messages until it closes (a close message, or the socket)."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        for record in records.feed(message):
+            if not await _handle(record, connection):
+                return
+
+
+async def _handle(record: str, connection: ClientConnection) -> bool:
+    """Act on one message from the client; False when the client is done."""
+    try:
+        message = json.loads(record)
+    except ValueError:
+        message = None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), int):
+        await connection.close("Connection closed with an error: a message was not a hub message.")
+        return True
+    kind = message["type"]
+    if kind == 7:  # the client stops
+        return False
+    invocation_id = message.get("invocationId")
+    if kind in (1, 4) and isinstance(invocation_id, str):
+        # A blocking invocation (or a stream) waits for a completion; send() (no id) waits for none.
+        error = _NO_UPSTREAM.format(hub=connection.hub, target=message.get("target"))
+        await connection.send({"type": 3, "invocationId": invocation_id, "error": error})
+    return True  # pings (6), completions (3), stream items (2) and cancels (5) need no answer
+
+
+async def _write(
+    websocket: WebSocket, connection: ClientConnection, scope: anyio.CancelScope
+) -> None:
+    try:
+        async for frame in connection.outgoing():
+            await websocket.send_text(frame)
+        await websocket.close(1000)
+    except (WebSocketDisconnect, OSError):
+        scope.cancel()
+
+
+async def _ping(connection: ClientConnection, interval: float) -> None:
+    # Clients give up after 30 s of silence; ASP.NET Core pings every 15 s.
+    while True:
+        await anyio.sleep(interval)
+        await connection.send({"type": 6})
+
+
+async def _close_socket(websocket: WebSocket) -> None:
+    if websocket.application_state is WebSocketState.CONNECTED:
+        try:
+            await websocket.close(1000)
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            logger.debug("The socket was gone before the close frame.", exc_info=True)
+
+
+def _encoded(headers: dict[str, str]) -> Iterator[tuple[bytes, bytes]]:
+    for name, value in headers.items():
+        yield name.lower().encode("latin-1"), value.encode("latin-1")

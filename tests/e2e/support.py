@@ -1,0 +1,151 @@
+"""What the end-to-end tests share: the example apps served on 127.0.0.1, and the clients' tools."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+from examples import fastapi_app, starlette_app
+from signalr_asgi_auth import SignalRAuth
+
+from . import chromium
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_CLIENT = Path(__file__).parent / "js" / "chat_client.cjs"
+SIGNALR_JS = ROOT / "node_modules" / "@microsoft" / "signalr"
+
+EXAMPLES: dict[str, Callable[[SignalRAuth], ASGIApp]] = {
+    "starlette": starlette_app.create_app,
+    "fastapi": fastapi_app.create_app,
+}
+REDACTED = "[redacted]"
+KINDS = {"all", "user", "group"}
+"""Each client receives one broadcast, one message to its user and one to its group."""
+
+_START_TIMEOUT = 15.0
+
+
+@contextmanager
+def serve_app(app: ASGIApp) -> Iterator[str]:
+    """Serve an example app with uvicorn in a thread on a free port, lifespan on as in production
+    (startup waits for the first key); yield ``http://127.0.0.1:<port>``."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="on",
+        ws="none",  # the apps serve no WebSocket: clients connect to the service
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="e2e-app", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                msg = f"The example app did not start within {_START_TIMEOUT} s."
+                raise RuntimeError(msg)
+            time.sleep(0.01)
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(5)
+
+
+def unique_user(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# -- the clients --------------------------------------------------------------------------------------
+
+
+def node_or_skip() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not on PATH; the Node client tests need it (CI machines have it).")
+    if not (SIGNALR_JS / "package.json").is_file():
+        pytest.skip("@microsoft/signalr is not installed: run `npm ci` in the repository root.")
+    return node
+
+
+def chromium_or_skip() -> str:
+    executable = chromium.find_chromium()
+    if executable is None:
+        pytest.skip(
+            "Chromium is not installed (CI installs Debian's chromium); the browser tests need it."
+        )
+    if not (SIGNALR_JS / "dist" / "browser" / "signalr.min.js").is_file():
+        pytest.skip(
+            "The page's @microsoft/signalr bundle is not installed: run `npm ci` in the repository root."
+        )
+    return executable
+
+
+def signalr_js_version() -> str:
+    """The installed ``@microsoft/signalr`` (package.json pins it)."""
+    version: str = json.loads((SIGNALR_JS / "package.json").read_text())["version"]
+    return version
+
+
+def signalr_user_agent() -> str:
+    """How the installed client names itself: ``Microsoft SignalR/10.0 (10.0.11; ...``."""
+    version = signalr_js_version()
+    return f"Microsoft SignalR/{version.split('.')[0]}.0 ({version}; "
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    """What ``js/chat_client.cjs`` did: its exit code, the JSON events it printed, its log."""
+
+    returncode: int
+    events: list[dict[str, Any]]
+    stderr: str
+
+    def events_of(self, name: str) -> list[dict[str, Any]]:
+        return [event for event in self.events if event["event"] == name]
+
+    def first(self, name: str) -> dict[str, Any]:
+        found = self.events_of(name)
+        assert found, self.describe()
+        return found[0]
+
+    def describe(self) -> str:
+        lines = "\n".join(json.dumps(event) for event in self.events)
+        return f"node exited {self.returncode}\nevents:\n{lines}\nstderr:\n{self.stderr}"
+
+
+def run_node_chat(app: str, user: str, group: str) -> NodeRun:
+    """Run ``js/chat_client.cjs`` against ``app`` (at most 30 s; the script gives up after 15)."""
+    node = node_or_skip()
+    spec = json.dumps({"app": app, "user": user, "group": group, "timeoutMs": 15000})
+    done = subprocess.run(
+        [node, str(NODE_CLIENT), spec],
+        capture_output=True,
+        text=True,
+        timeout=30,  # kills the process
+        cwd=ROOT,
+        check=False,
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return NodeRun(done.returncode, events, done.stderr)

@@ -1,0 +1,87 @@
+"""Helpers for the fault, soak, bad-input and hygiene tests: an app driven through its lifespan in
+process, the library's background tasks, a port nobody listens on, and log checks."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx2
+from starlette.types import ASGIApp, Message
+
+__all__ = [
+    "KEEPER_TASK_PREFIX",
+    "closed_port_url",
+    "keeper_tasks",
+    "problems_in_logs",
+    "running_app",
+    "running_task_ids",
+]
+
+KEEPER_TASK_PREFIX = "signalr_asgi_auth."
+"""The library names the tasks it starts ``signalr_asgi_auth.<Keeper>``."""
+
+
+@asynccontextmanager
+async def running_app(app: ASGIApp) -> AsyncIterator[httpx2.AsyncClient]:
+    """Run ``app``'s lifespan in a task of this event loop (as uvicorn would), and yield a client
+    that sends requests to it in process. Startup must complete; shutdown must complete too."""
+    to_app, app_inbox = anyio.create_memory_object_stream[Message](4)
+    app_outbox, from_app = anyio.create_memory_object_stream[Message](4)
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+
+    async def lifespan() -> None:
+        async with app_inbox, app_outbox:
+            await app(scope, app_inbox.receive, app_outbox.send)
+
+    async with anyio.create_task_group() as group, to_app, from_app:
+        group.start_soon(lifespan, name="test lifespan")
+        await to_app.send({"type": "lifespan.startup"})
+        started = await from_app.receive()
+        assert started["type"] == "lifespan.startup.complete", started
+        try:
+            transport = httpx2.ASGITransport(app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://app") as client:
+                yield client
+        finally:
+            with anyio.fail_after(10, shield=True):
+                await to_app.send({"type": "lifespan.shutdown"})
+                stopped = await from_app.receive()
+            assert stopped["type"] == "lifespan.shutdown.complete", stopped
+
+
+def running_task_ids() -> set[int]:
+    return {task.id for task in anyio.get_running_tasks()}
+
+
+def keeper_tasks() -> list[str]:
+    """The names of the library's background tasks running now, on either backend."""
+    return sorted(
+        task.name
+        for task in anyio.get_running_tasks()
+        if task.name and task.name.startswith(KEEPER_TASK_PREFIX)
+    )
+
+
+def closed_port_url(path: str = "") -> str:
+    """``http://127.0.0.1:<port><path>`` where nothing listens: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
+
+
+def problems_in_logs(records: Iterable[logging.LogRecord]) -> list[str]:
+    """What a fault must never produce: a record at ERROR or above from anyone, and a record with
+    a traceback from the library (its warnings carry the cause in the message instead)."""
+    found = []
+    for record in records:
+        ours = record.name.startswith("signalr_asgi_auth") and not record.name.startswith(
+            "signalr_asgi_auth.emulator"
+        )
+        if record.levelno >= logging.ERROR or (ours and record.exc_info):
+            found.append(f"{record.name} {record.levelname}: {record.getMessage()}")
+    return found

@@ -8,6 +8,8 @@ emulator uses it as its public URL, the one client tokens' audiences must name.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import socket
 import threading
 import time
@@ -35,14 +37,39 @@ class ServedApp(Protocol):
     def serving_stopped(self, url: str) -> None: ...
 
 
+_ACCESS_TOKEN = re.compile(r"(access_token=)[^&\s\"]*")
+
+
+class _RedactAccessTokens(logging.Filter):
+    """uvicorn logs each WebSocket's path with its query, where browsers carry their token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _ACCESS_TOKEN.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_WEBSOCKET_LOGGER = logging.getLogger("signalr_asgi_auth.emulator.websocket")
+_WEBSOCKET_LOGGER.addFilter(_RedactAccessTokens())
+
+
 class _DenialAwareWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's default WebSocket implementation, minus a false alarm.
+    """uvicorn's default WebSocket implementation, minus a false alarm and a leak.
 
     After an app refuses an upgrade with an HTTP response (the ASGI denial-response extension, how
     the client endpoint answers 401), uvicorn 0.3x still logs "ASGI callable returned without
     completing handshake" at error level: it does not count a finished denial as a completed
     handshake. A finished denial is marked complete here, so only real mistakes are logged.
+    Its log lines go to a logger of ours that redacts ``access_token`` from the paths it prints:
+    uvicorn's own logger is shared with the app's server, which may log at INFO.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = _WEBSOCKET_LOGGER
 
     async def send(self, message: Any) -> None:
         await super().send(message)

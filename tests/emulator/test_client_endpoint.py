@@ -200,6 +200,25 @@ async def test_websocket_without_negotiate_and_token_in_the_query(
     assert token not in repr(list(emulator.log))
 
 
+async def test_uvicorn_lines_about_websockets_never_show_the_token(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    client: httpx2.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An app served at INFO in the same process turns uvicorn's loggers up; its lines about the
+    # emulator's WebSockets carry the browser's query, token included, unless redacted.
+    token = await library_token(emulator, emulator_url, user_id="carol")
+    with caplog.at_level(logging.DEBUG):
+        async with hub_socket(client, emulator_url, token, token_in_query=True) as ws:
+            assert await ws.handshake() == {}
+    accepted = [r.getMessage() for r in caplog.records if '"WebSocket /client' in r.getMessage()]
+    assert accepted
+    assert all("access_token=[redacted]" in line for line in accepted)
+    assert not any(token in r.getMessage() for r in caplog.records)
+
+
 async def test_the_service_closes_a_connection(
     emulator: Emulator,
     emulator_url: str,

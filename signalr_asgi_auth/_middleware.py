@@ -41,8 +41,11 @@ class SignalRAuthMiddleware:
             await self._lifespan(scope, receive, send)
             return
         if scope["type"] in ("http", "websocket"):
-            context = await self.auth.request_context()
-            scope.setdefault("state", {})[STATE_KEY] = context
+            state = scope.setdefault("state", {})
+            # Under a lifespan the context is already there: the server copies the lifespan
+            # state into every request. Only servers without lifespan take the slower path.
+            if STATE_KEY not in state:
+                state[STATE_KEY] = await self.auth.request_context()
         await self.app(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,11 +54,13 @@ class SignalRAuthMiddleware:
             await self.app(scope, _replay(first, receive), send)
             return
         try:
-            await self.auth.__aenter__()
+            context = await self.auth.__aenter__()
         except ConfigurationError as exc:
             logger.error("SignalR configuration error at startup: %s", exc)
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
+        if isinstance(scope.get("state"), dict):  # servers that support lifespan state
+            scope["state"][STATE_KEY] = context
         held: list[Message] = []
 
         async def send_after_teardown(message: Message) -> None:

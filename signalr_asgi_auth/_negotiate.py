@@ -11,11 +11,11 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import TypeAlias, TypeVar, Union
+from typing import Any, TypeAlias, TypeVar, Union
 
-from starlette.endpoints import HTTPEndpoint
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._client_tokens import ClaimValue
 from ._context import SignalRContext
@@ -38,6 +38,8 @@ PerRequest: TypeAlias = Union[T, Callable[[Request], Union[T, Awaitable[T]]]]  #
 """A value, or a function of the request that returns it (sync or async)."""
 
 _SERVICE_RETRY_AFTER = 5
+_METHODS = ("GET", "HEAD", "POST")
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def get_context(connection: HTTPConnection) -> SignalRContext:
@@ -89,7 +91,7 @@ def negotiate_endpoint(
     claims: PerRequest[Mapping[str, ClaimValue] | None] = None,
     roles: PerRequest[Sequence[str]] = (),
     lifetime: PerRequest[float | timedelta | None] = None,
-) -> type[HTTPEndpoint]:
+) -> ASGIApp:
     """A Starlette endpoint for ``Route("/{hub}/negotiate", ...)`` that answers POST and GET.
 
     Each keyword is a value or a function of the request, e.g.
@@ -97,26 +99,59 @@ def negotiate_endpoint(
     503 JSON with ``Retry-After``; never a traceback.
     """
     prefixed_hub(hub, None)  # a bad hub name is a programming error: fail at import time
+    return _NegotiateEndpoint(hub, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime)
 
-    async def answer(request: Request) -> Response:
-        try:
-            reply = await get_context(request).negotiate(
-                hub,
-                user_id=await _resolve(user_id, request),
-                claims=await _resolve(claims, request),
-                roles=await _resolve(roles, request),
-                lifetime=await _resolve(lifetime, request),
+
+class _NegotiateEndpoint:
+    """A plain ASGI app (Starlette routes one to every method): cheaper per request than an
+    ``HTTPEndpoint``, and which arguments are per-request functions is decided once, here."""
+
+    def __init__(
+        self,
+        hub: str,
+        *,
+        user_id: PerRequest[str | None],
+        claims: PerRequest[Mapping[str, ClaimValue] | None],
+        roles: PerRequest[Sequence[str]],
+        lifetime: PerRequest[float | timedelta | None],
+    ) -> None:
+        self.hub = hub
+        self._user_id = user_id
+        self._claims = claims
+        self._roles = roles
+        self._lifetime = lifetime
+        arguments = {"user_id": user_id, "claims": claims, "roles": roles, "lifetime": lifetime}
+        # None when any argument depends on the request; else the arguments, checked per call.
+        self._static: dict[str, Any] | None = (
+            None if any(callable(value) for value in arguments.values()) else arguments
+        )
+
+    def __repr__(self) -> str:
+        return f"negotiate_endpoint({self.hub!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if request.method not in _METHODS:
+            response: Response = PlainTextResponse(
+                "Method Not Allowed", status_code=405, headers={"Allow": ", ".join(_METHODS)}
             )
+        else:
+            response = await self._answer(request)
+        await response(scope, receive, send)
+
+    async def _answer(self, request: Request) -> Response:
+        try:
+            context = get_context(request)
+            if self._static is not None:
+                reply = await context.negotiate(self.hub, **self._static)
+            else:
+                reply = await context.negotiate(
+                    self.hub,
+                    user_id=await _resolve(self._user_id, request),
+                    claims=await _resolve(self._claims, request),
+                    roles=await _resolve(self._roles, request),
+                    lifetime=await _resolve(self._lifetime, request),
+                )
         except SignalRAuthError as exc:
             return error_response(exc)
-        return JSONResponse(reply, headers={"Cache-Control": "no-store"})
-
-    class NegotiateEndpoint(HTTPEndpoint):
-        async def get(self, request: Request) -> Response:
-            return await answer(request)
-
-        async def post(self, request: Request) -> Response:
-            return await answer(request)
-
-    NegotiateEndpoint.__name__ = NegotiateEndpoint.__qualname__ = f"Negotiate_{hub}"
-    return NegotiateEndpoint
+        return JSONResponse(reply, headers=_NO_STORE)

@@ -1,5 +1,6 @@
 """How ``python -m examples.<app>`` starts: on Azure when ``AZURE_SIGNALR_CONNECTION_STRING`` is
-set, otherwise on the embedded emulator (no Azure account needed)."""
+set, otherwise on the embedded emulator (no Azure account needed), whose upstream then calls the
+app back at ``/upstream/{event}``."""
 
 from __future__ import annotations
 
@@ -10,23 +11,41 @@ from contextlib import ExitStack
 import uvicorn
 from starlette.types import ASGIApp
 
-from signalr_asgi_auth import CONNECTION_STRING_VARIABLE, SignalRAuth
-from signalr_asgi_auth.emulator import local_emulator
+from signalr_asgi_auth import CONNECTION_STRING_VARIABLE, SignalRAuth, UpstreamVerifier
+from signalr_asgi_auth.emulator import (
+    LocalEmulator,
+    ManagedIdentityAuth,
+    UpstreamSettings,
+    UpstreamTemplate,
+    local_emulator,
+)
 
-__all__ = ["run"]
+from ._upstream import AUDIENCE, UPSTREAM_PATH, azure_verifier
+
+__all__ = ["emulator_upstream", "emulator_verifier", "run"]
+
+CreateApp = Callable[[SignalRAuth, UpstreamVerifier | None], ASGIApp]
 
 
-def run(create_app: Callable[[SignalRAuth], ASGIApp], *, name: str) -> None:
-    """Serve ``create_app(auth)`` with uvicorn on ``$HOST:$PORT`` (127.0.0.1:8000) until Ctrl-C."""
+def run(create_app: CreateApp, *, name: str) -> None:
+    """Serve ``create_app(auth, verifier)`` with uvicorn on ``$HOST:$PORT`` (127.0.0.1:8000) until
+    Ctrl-C."""
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     with ExitStack() as stack:
         if os.environ.get(CONNECTION_STRING_VARIABLE):
             auth = SignalRAuth.from_connection_string()
+            verifier = azure_verifier()
             where = f"{auth.endpoint.endpoint} (from {CONNECTION_STRING_VARIABLE})"
+            if verifier is None:
+                print("No UPSTREAM_AUDIENCE and UPSTREAM_TENANT_ID: /upstream answers 404.")
         else:
             local = stack.enter_context(local_emulator())
             auth = SignalRAuth.from_connection_string(local.connection_string)
+            # The emulator calls the app back here; a wildcard address is reached on loopback.
+            reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            local.emulator.upstream = emulator_upstream(f"http://{reachable}:{port}")
+            verifier = emulator_verifier(local)
             where = (
                 f"the embedded emulator at {local.url} (set {CONNECTION_STRING_VARIABLE} for Azure)"
             )
@@ -34,4 +53,25 @@ def run(create_app: Callable[[SignalRAuth], ASGIApp], *, name: str) -> None:
         print(f"Open http://{host}:{port}/ in two browser tabs; Ctrl-C stops it.", flush=True)
         # "warning": uvicorn's loggers are shared with the emulator's server, and at "info" they
         # would print each browser's WebSocket URL, access token included.
-        uvicorn.run(create_app(auth), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(auth, verifier), host=host, port=port, log_level="warning")
+
+
+def emulator_upstream(app_url: str) -> UpstreamSettings:
+    """The local emulator's upstream for the chat app at ``app_url``: every event of hub ``chat``,
+    with a managed-identity token for ``AUDIENCE``."""
+    template = UpstreamTemplate(
+        f"{app_url.rstrip('/')}{UPSTREAM_PATH}",
+        hub_pattern="chat",
+        auth=ManagedIdentityAuth(AUDIENCE),
+    )
+    return UpstreamSettings([template])
+
+
+def emulator_verifier(local: LocalEmulator) -> UpstreamVerifier:
+    """Accepts the local emulator's upstream tokens: its tenant, its identity, ``AUDIENCE``."""
+    return UpstreamVerifier(
+        audience=AUDIENCE,
+        tenant_id=local.emulator.tenant_id,
+        authority=local.url,
+        allowed_object_ids=[local.emulator.system_identity.object_id],
+    )

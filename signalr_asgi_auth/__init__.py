@@ -24,6 +24,15 @@ from ._middleware import SignalRAuthMiddleware
 from ._negotiate import error_response, get_context, negotiate_endpoint
 from ._options import DEFAULT_SCOPE
 from ._rest import HubClient
+from ._upstream import (
+    HubMethodError,
+    UpstreamAuthenticationError,
+    UpstreamVerifier,
+    upstream_endpoint,
+    upstream_error_response,
+    upstream_response,
+)
+from ._upstream_request import UpstreamRequest
 from ._version import __version__
 
 __all__ = [
@@ -36,6 +45,7 @@ __all__ = [
     "ConnectionStringError",
     "EntraTokenError",
     "HubClient",
+    "HubMethodError",
     "InvalidInputError",
     "NotReadyError",
     "PermissionDeniedError",
@@ -46,8 +56,14 @@ __all__ = [
     "SignalRContext",
     "SystemClock",
     "TokenTooLongError",
+    "UpstreamAuthenticationError",
+    "UpstreamRequest",
+    "UpstreamVerifier",
     "__version__",
     "error_response",
     "get_context",
     "negotiate_endpoint",
+    "upstream_endpoint",
+    "upstream_error_response",
+    "upstream_response",
 ]

@@ -2,7 +2,9 @@
 
 Construction validates everything and starts nothing. ``async with auth`` (the middleware does it in
 the app's lifespan) creates the credential, the HTTP client and the keepers in one task group, waits
-up to ``startup_timeout`` for the first key, and tears it all down on exit.
+up to ``startup_timeout`` until client tokens can be issued (the first key; in ``mode="service"``
+the first Entra token; in ``"auto"`` after a 403, a token from the service), and tears it all down
+on exit.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from azure.core.credentials import AccessToken
 
 from ._client_tokens import SigningKey
 from ._connection_string import parse_connection_string
-from ._context import KeySource, SignalRContext, StaticKey
+from ._context import SignalRContext
 from ._credentials import AnyCredential, CredentialAdapter, credential_from_settings
 from ._endpoint import ServiceEndpoint
-from ._errors import ConfigurationError, NotReadyError
+from ._errors import ConfigurationError, NotReadyError, SignalRAuthError
 from ._keepers import AccessKeyKeeper, EntraTokenKeeper
 from ._options import Options, OptionsKwargs
 from ._rest import RestClient
 from ._secrets import Secret
+from ._service_tokens import ServiceTokens
+from ._signing import ClientTokenIssuer, StaticKey
 from ._version import __version__
 
 __all__ = ["CONNECTION_STRING_VARIABLE", "SignalRAuth"]
@@ -59,10 +63,17 @@ class _Runtime:
         self.adapter: CredentialAdapter | None = None
         self.entra: EntraTokenKeeper | None = None
         self.keys: AccessKeyKeeper | None = None
-        source: KeySource
+        self.service: ServiceTokens | None = None
+        self.probe_error: SignalRAuthError | None = None
         if auth._access_key is not None:
             key = _static_signing_key(auth._access_key)
-            source = StaticKey(key)
+            self.issuer = ClientTokenIssuer(
+                mode="key",
+                endpoint=auth.endpoint,
+                options=options,
+                keys=StaticKey(key),
+                service=None,
+            )
             rest = RestClient(endpoint=auth.endpoint, options=options, http=self.http, key=key)
         else:
             try:
@@ -81,32 +92,71 @@ class _Runtime:
                 now=options.clock.now,
             )
             self.entra = EntraTokenKeeper(self.adapter, options=options)
-            self.keys = source = AccessKeyKeeper(
-                endpoint=auth.endpoint, entra=self.entra, http=self.http, options=options
+            if options.mode != "service":
+                self.keys = AccessKeyKeeper(
+                    endpoint=auth.endpoint, entra=self.entra, http=self.http, options=options
+                )
+            if options.mode != "key":
+                self.service = ServiceTokens(
+                    endpoint=auth.endpoint, entra=self.entra, http=self.http, options=options
+                )
+            self.issuer = ClientTokenIssuer(
+                mode=options.mode,
+                endpoint=auth.endpoint,
+                options=options,
+                keys=self.keys,
+                service=self.service,
             )
+            if self.keys is not None and self.service is not None:
+                self.keys.on_forbidden = self.issuer.key_forbidden
             rest = RestClient(
                 endpoint=auth.endpoint, options=options, http=self.http, entra=self.entra
             )
         self.context = SignalRContext(
-            endpoint=auth.endpoint, options=options, keys=source, health=auth.health, rest=rest
+            endpoint=auth.endpoint,
+            options=options,
+            issuer=self.issuer,
+            health=auth.health,
+            rest=rest,
         )
 
     def start(self, task_group: TaskGroup) -> None:
-        if self.entra is not None and self.keys is not None:
+        if self.entra is not None:
             task_group.start_soon(self.entra.run, name="signalr_asgi_auth.EntraTokenKeeper")
+        if self.keys is not None:
             task_group.start_soon(self.keys.run, name="signalr_asgi_auth.AccessKeyKeeper")
 
     @property
     def ready(self) -> bool:
-        return self.keys is None or self.keys.ready.is_set()
+        """Whether client tokens can be issued (startup need not wait any longer)."""
+        if self.entra is None:
+            return True
+        if self.keys is None:
+            return self.entra.ready.is_set()
+        return self.keys.ready.is_set() or self.issuer.service_ready.is_set()
 
     async def wait_ready(self, clock_now: float) -> bool:
-        """Wait for the first key until the startup deadline; whether it arrived."""
-        if self.keys is None:
-            return True
+        """Wait until client tokens can be issued, at most until the startup deadline; whether
+        they can."""
         with anyio.move_on_after(max(self.startup_deadline - clock_now, 0.0)):
+            await self._until_ready()
+        return self.ready
+
+    async def _until_ready(self) -> None:
+        if self.entra is None or self.ready:
+            return
+        if self.keys is None:
+            await self.entra.ready.wait()
+            return
+        if self.service is None:
             await self.keys.ready.wait()
-        return self.keys.ready.is_set()
+            return
+        # auto: the key, unless the access-key call answers 403 and the service issues tokens
+        await _first_set(self.keys.ready, self.issuer.fallback_ready)
+        if not self.keys.ready.is_set():
+            self.probe_error = await self.issuer.probe_service()
+            if self.probe_error is not None:
+                await self.keys.ready.wait()
 
     async def aclose(self) -> None:
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
@@ -114,6 +164,18 @@ class _Runtime:
                 await self.http.aclose()
             if self.adapter is not None:
                 await self.adapter.close()
+
+
+async def _first_set(*events: anyio.Event) -> None:
+    """Return once any of ``events`` is set."""
+    async with anyio.create_task_group() as task_group:
+
+        async def wait(event: anyio.Event) -> None:
+            await event.wait()
+            task_group.cancel_scope.cancel()
+
+        for event in events:
+            task_group.start_soon(wait, event)
 
 
 class _UnusableCredential:
@@ -188,6 +250,13 @@ class SignalRAuth:
             msg = (
                 "credential must be an azure-identity credential (TokenCredential or "
                 f"AsyncTokenCredential), not {type(credential).__name__}."
+            )
+            raise ConfigurationError(msg)
+        if access_key is not None and options.mode == "service":
+            msg = (
+                "mode='service' asks SignalR Service for client tokens with a Microsoft Entra "
+                "identity, but this configuration signs with an access key: pass credential= "
+                "(or a connection string with AuthType), or use mode='auto' or 'key'."
             )
             raise ConfigurationError(msg)
         self.endpoint = endpoint
@@ -296,13 +365,25 @@ class SignalRAuth:
     async def _await_first_key(self, runtime: _Runtime) -> None:
         if await runtime.wait_ready(self.options.clock.now()):
             return
-        assert runtime.keys is not None
-        logger.warning(
-            "Starting without a SignalR access key after %.0f s: %s Negotiation answers 503 "
-            "until a key arrives.",
-            self.options.startup_timeout,
-            runtime.keys.not_ready(),
-        )
+        if runtime.keys is not None:
+            also = ""
+            if runtime.probe_error is not None:
+                also = f" SignalR Service does not issue client tokens to it either: {runtime.probe_error}"
+            logger.warning(
+                "Starting without a SignalR access key after %.0f s: %s%s Negotiation answers 503 "
+                "until a key arrives.",
+                self.options.startup_timeout,
+                runtime.keys.not_ready(),
+                also,
+            )
+        elif runtime.entra is not None:
+            error = runtime.entra.attempts.last_error
+            logger.warning(
+                "Starting without a Microsoft Entra token after %.0f s: %s Negotiation answers "
+                "503 until one arrives.",
+                self.options.startup_timeout,
+                error or "the first request to the credential is under way.",
+            )
 
     @property
     def context(self) -> SignalRContext:
@@ -352,34 +433,60 @@ class SignalRAuth:
     def health(self) -> dict[str, Any]:
         """A JSON-ready snapshot for a health endpoint: status, token and key timing, last error.
 
-        ``status`` is ``ok``, ``degraded`` (a valid key, but refreshes are failing), ``starting``
-        (no key yet, no failure yet), ``unavailable`` (no usable key) or ``stopped``.
+        ``status`` is ``ok``, ``degraded`` (tokens are issued, but refreshes are failing, or
+        ``mode="auto"`` gets them from the service for want of the key), ``starting`` (nothing
+        yet, no failure yet), ``unavailable`` (no token can be issued) or ``stopped``.
+        ``signing`` says who signs client tokens now: ``local`` or ``service``.
         """
         runtime = self._runtime
-        report: dict[str, Any] = {"mode": self.mode, "endpoint": self.endpoint.endpoint}
+        report: dict[str, Any] = {
+            "mode": self.mode,
+            "client_tokens": self.options.mode if self._access_key is None else "key",
+            "endpoint": self.endpoint.endpoint,
+        }
         if runtime is None:
             return {"status": "stopped", **report}
-        if runtime.keys is None or runtime.entra is None:
+        report["signing"] = runtime.issuer.signing
+        if runtime.entra is None:
             return {"status": "ok", **report}
-        keys, entra = runtime.keys.health(), runtime.entra.health()
-        if keys["valid"]:
-            status = "degraded" if keys["consecutive_failures"] else "ok"
-        elif keys["consecutive_failures"] or keys["key_id"]:
-            status = "unavailable"
-        else:
-            status = "starting"
-        return {"status": status, **report, "entra_token": entra, "access_key": keys}
+        entra = runtime.entra.health()
+        report["entra_token"] = entra
+        if runtime.keys is not None:
+            report["access_key"] = runtime.keys.health()
+        if runtime.service is not None:
+            report["service_tokens"] = runtime.service.health()
+        return {"status": _status(report), **report}
 
     def not_ready(self) -> NotReadyError | None:
-        """Why negotiation would fail now, or ``None`` if it would succeed."""
+        """Why negotiation would fail now for want of a key, or ``None`` if it would not."""
         runtime = self._runtime
-        if runtime is None or runtime.keys is None:
+        if runtime is None or runtime.keys is None or runtime.issuer.signing == "service":
             return None
         try:
             runtime.keys.current()
         except NotReadyError as exc:
             return exc
         return None
+
+
+def _status(report: dict[str, Any]) -> str:
+    """The health status from the snapshots of the parts in use."""
+    service = report.get("service_tokens")
+    if report["signing"] == "service":
+        assert service is not None
+        entra = report["entra_token"]
+        if service["consecutive_failures"]:
+            return "unavailable"
+        if entra["valid"]:
+            failing = entra["consecutive_failures"] or report["client_tokens"] == "auto"
+            return "degraded" if failing else "ok"
+        return "unavailable" if entra["consecutive_failures"] else "starting"
+    keys = report["access_key"]
+    if keys["valid"]:
+        return "degraded" if keys["consecutive_failures"] else "ok"
+    if keys["consecutive_failures"] or keys["key_id"]:
+        return "unavailable"
+    return "starting"
 
 
 def _spawn_detached(function: Callable[[_Runtime], Any], runtime: _Runtime) -> None:

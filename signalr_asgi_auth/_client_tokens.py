@@ -121,7 +121,9 @@ def build_claims(
 
 def _claim_name(name: object) -> str:
     if not isinstance(name, str) or not name or name != name.strip():
-        msg = f"Claim names must be non-empty strings without surrounding spaces, got {name!r:.80}."
+        msg = (
+            f"Claim names must be non-empty strings without surrounding spaces, got {_shown(name)}."
+        )
         raise InvalidInputError(msg)
     if name.startswith(_SYSTEM_PREFIX):
         msg = (
@@ -144,6 +146,16 @@ def _claim_value(name: str, value: object) -> ClaimValue:
     raise InvalidInputError(msg)
 
 
+def _shown(value: object) -> str:
+    """``value``'s repr for a message, cut at 80 characters. Any object may come from a caller, and
+    a repr may fail (a huge int's raises ValueError): then its type is named instead."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"a {type(value).__name__}"
+    return text[:80]
+
+
 def _is_scalar(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
@@ -152,7 +164,7 @@ def _is_scalar(value: object) -> bool:
 
 def _check_user_id(user_id: object) -> None:
     if not isinstance(user_id, str) or not user_id:
-        msg = f"user_id must be a non-empty string, not {user_id!r:.80}."
+        msg = f"user_id must be a non-empty string, not {_shown(user_id)}."
         raise InvalidInputError(msg)
     if len(user_id) > _MAX_USER_ID:
         msg = f"user_id is {len(user_id)} characters long; at most {_MAX_USER_ID} are allowed."
@@ -170,7 +182,7 @@ def _roles(roles: Sequence[str] | str) -> list[str]:
         raise InvalidInputError(msg)
     for role in roles:
         if not isinstance(role, str) or not role:
-            msg = f"Each role must be a non-empty string, got {role!r:.80}."
+            msg = f"Each role must be a non-empty string, got {_shown(role)}."
             raise InvalidInputError(msg)
     return list(roles)
 
@@ -186,7 +198,10 @@ def mint_client_token(
 ) -> str:
     """Sign a client token: ``claims`` then ``nbf``, ``exp``, ``iat``, ``aud``."""
     issued = int(now)
-    payload = {**claims, "nbf": issued, "exp": int(now + lifetime), "iat": issued, "aud": audience}
+    # Whole seconds, as JWTs count; at least one after iat, or a sub-second lifetime would give a
+    # token that is born expired (exp == iat).
+    expires = max(int(now + lifetime), issued + 1)
+    payload = {**claims, "nbf": issued, "exp": expires, "iat": issued, "aud": audience}
     try:
         body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:  # build_claims admits only JSON values; belt and braces

@@ -4,42 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from ._client_tokens import ClaimValue, SigningKey, build_claims, check_lifetime, mint_client_token
+from ._client_tokens import ClaimValue, build_claims, check_lifetime
 from ._endpoint import ServiceEndpoint
 from ._names import prefixed_hub
 from ._options import Options
 from ._rest import HubClient, RestClient
+from ._signing import ClientTokenIssuer, KeySource, StaticKey
 
 __all__ = ["KeySource", "SignalRContext", "StaticKey"]
-
-
-class KeySource(Protocol):
-    """Where the signing key comes from: the access-key keeper, or a connection string's key."""
-
-    def current(self) -> SigningKey: ...
-
-
-class StaticKey:
-    """The access key of a connection string (local development and migration)."""
-
-    def __init__(self, key: SigningKey) -> None:
-        self._key = key
-
-    def current(self) -> SigningKey:
-        return self._key
-
-    def __repr__(self) -> str:
-        return f"StaticKey(kid={self._key.key_id!r})"
 
 
 class SignalRContext:
     """The SignalR side of a request: ``request.state.signalr``, or the FastAPI ``SignalR`` dependency.
 
-    Negotiation in access-key mode is pure computation: the key is already in memory, kept fresh
-    by the background keeper, so no call here touches the network. :meth:`hub` gives the REST API
-    client, which does call the service.
+    Negotiation with a key is pure computation: the key is already in memory, kept fresh by the
+    background keeper, so no call here touches the network. Service-issued tokens (``mode="service"``,
+    or ``"auto"`` without the key) come from SignalR Service, cached. :meth:`hub` gives the REST
+    API client, which does call the service.
     """
 
     def __init__(
@@ -47,13 +30,13 @@ class SignalRContext:
         *,
         endpoint: ServiceEndpoint,
         options: Options,
-        keys: KeySource,
+        issuer: ClientTokenIssuer,
         health: Callable[[], dict[str, Any]],
         rest: RestClient,
     ) -> None:
         self.endpoint = endpoint
         self._options = options
-        self._keys = keys
+        self._issuer = issuer
         self._health = health
         self._rest = rest
 
@@ -71,11 +54,15 @@ class SignalRContext:
     ) -> dict[str, str]:
         """The reply for a client's negotiate request: ``{"url": ..., "accessToken": ...}``.
 
-        Raises :class:`InvalidInputError` for bad arguments and :class:`NotReadyError` while no
-        signing key is usable.
+        Raises :class:`InvalidInputError` for bad arguments (and for claims or roles that a
+        service-issued token cannot carry), :class:`NotReadyError` while no signing key is usable,
+        and :class:`ServiceError` when SignalR Service fails to issue a token. A service-issued
+        token lives whole minutes: ``lifetime`` is rounded up to the next minute.
         """
         prefixed = prefixed_hub(hub, self._options.application_name)
-        token = self._mint(prefixed, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime)
+        token = await self._token(
+            hub, prefixed, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime
+        )
         return {"url": self.endpoint.client_url(prefixed), "accessToken": token}
 
     async def client_token(
@@ -89,7 +76,9 @@ class SignalRContext:
     ) -> str:
         """A client access token for ``hub`` alone (for clients that know the service URL)."""
         prefixed = prefixed_hub(hub, self._options.application_name)
-        return self._mint(prefixed, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime)
+        return await self._token(
+            hub, prefixed, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime
+        )
 
     def client_url(self, hub: str) -> str:
         """Where clients of ``hub`` connect: ``{client endpoint}/client/?hub={hub}``."""
@@ -104,8 +93,9 @@ class SignalRContext:
         """A JSON-ready snapshot of the keepers (no secrets); see :meth:`SignalRAuth.health`."""
         return self._health()
 
-    def _mint(
+    async def _token(
         self,
+        hub: str,
         prefixed: str,
         *,
         user_id: str | None,
@@ -115,12 +105,10 @@ class SignalRContext:
     ) -> str:
         seconds = self._options.token_lifetime if lifetime is None else check_lifetime(lifetime)
         payload = build_claims(user_id=user_id, claims=claims, roles=roles)
-        key = self._keys.current()
-        return mint_client_token(
-            key,
-            audience=self.endpoint.client_audience(prefixed),
-            claims=payload,
+        return await self._issuer.issue(
+            hub=prefixed_hub(hub, None),
+            prefixed=prefixed,
+            user_id=user_id,
+            payload=payload,
             lifetime=seconds,
-            now=self._options.clock.now(),
-            algorithm=self._options.algorithm,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from ._backoff import Backoff
 from ._client_tokens import SigningKey
 from ._credentials import CredentialAdapter, EntraToken
 from ._endpoint import ServiceEndpoint
-from ._errors import NotReadyError, ServiceError, SignalRAuthError
+from ._errors import NotReadyError, PermissionDeniedError, ServiceError, SignalRAuthError
 from ._options import Options
 from ._rbac import DataAction
 from ._secrets import Secret
@@ -91,6 +92,7 @@ class EntraTokenKeeper:
         self._min_gap = options.retry_initial_delay
         self._token: EntraToken | None = None
         self._flight: SingleFlight[EntraToken] = SingleFlight()
+        self.ready = anyio.Event()
         self.attempts = _Attempts(Backoff(options.retry_initial_delay, options.retry_max_delay))
 
     @property
@@ -131,6 +133,7 @@ class EntraTokenKeeper:
         recovered = self.attempts.failures > 0
         self.attempts.succeeded()
         self._token = token
+        self.ready.set()
         self.attempts.next_attempt_at = max(
             token.refresh_at(self._margin), token.fetched_at + self._min_gap
         )
@@ -195,6 +198,8 @@ class AccessKeyKeeper:
         self._flight: SingleFlight[SigningKey] = SingleFlight()
         self.ready = anyio.Event()
         self.attempts = _Attempts(Backoff(options.retry_initial_delay, options.retry_max_delay))
+        self.on_forbidden: Callable[[PermissionDeniedError], None] | None = None
+        """Told of each 403 instead of a WARNING per attempt (``mode="auto"`` says it once)."""
 
     def __repr__(self) -> str:
         return f"AccessKeyKeeper({self._endpoint.endpoint!r}, fetches={self.attempts.fetches})"
@@ -241,13 +246,16 @@ class AccessKeyKeeper:
                 if held is not None and now < held.usable_until
                 else "no usable key"
             )
-            logger.warning(
+            quiet = isinstance(exc, PermissionDeniedError) and self.on_forbidden is not None
+            (logger.debug if quiet else logger.warning)(
                 "Refreshing the SignalR access key failed (attempt %d, next in %.1f s; %s): %s",
                 self.attempts.failures,
                 delay,
                 keeps,
                 exc,
             )
+            if isinstance(exc, PermissionDeniedError) and self.on_forbidden is not None:
+                self.on_forbidden(exc)
             raise
         recovered = self.attempts.failures > 0
         self.attempts.succeeded()

@@ -10,7 +10,7 @@ from ._durations import Duration, to_seconds
 from ._errors import ConfigurationError
 from ._names import check_application_name
 
-__all__ = ["DEFAULT_SCOPE", "MAX_TOKEN_LIFETIME", "Algorithm", "Options", "OptionsKwargs"]
+__all__ = ["DEFAULT_SCOPE", "MAX_TOKEN_LIFETIME", "Algorithm", "Mode", "Options", "OptionsKwargs"]
 
 DEFAULT_SCOPE = "https://signalr.azure.com/.default"
 """The Entra scope for SignalR Service in every cloud (the C# SDK hard-codes it too)."""
@@ -19,6 +19,13 @@ MAX_TOKEN_LIFETIME = 24 * 3600.0
 """Client tokens live at most a day: the service checks them only when a client connects."""
 
 Algorithm = Literal["HS256", "HS512"]
+
+Mode = Literal["auto", "key", "service"]
+"""Who signs client tokens: this app with the temporary key (``key``), SignalR Service through
+``:generateToken`` (``service``), or the key when the identity may fetch it and the service when
+that call answers 403 (``auto``)."""
+
+_MODES = ("auto", "key", "service")
 
 
 class OptionsKwargs(TypedDict, total=False):
@@ -38,6 +45,9 @@ class OptionsKwargs(TypedDict, total=False):
     request_timeout: Duration
     credential_timeout: Duration
     clock: Clock | None
+    mode: Mode
+    service_token_cache_fraction: float
+    service_token_cache_size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,9 @@ class Options:
     request_timeout: float = 10.0
     credential_timeout: float = 30.0
     clock: Clock = field(default_factory=SystemClock)
+    mode: Mode = "auto"
+    service_token_cache_fraction: float = 0.5
+    service_token_cache_size: int = 10_000
 
     @classmethod
     def build(
@@ -77,12 +90,18 @@ class Options:
         request_timeout: Duration = 10.0,
         credential_timeout: Duration = 30.0,
         clock: Clock | None = None,
+        mode: Mode = "auto",
+        service_token_cache_fraction: float = 0.5,
+        service_token_cache_size: int = 10_000,
     ) -> Options:
         if not isinstance(scope, str) or not scope.strip() or any(c.isspace() for c in scope):
             msg = f"scope must be one Entra scope such as {DEFAULT_SCOPE!r}."
             raise ConfigurationError(msg)
         if algorithm not in ("HS256", "HS512"):
             msg = f"algorithm must be 'HS256' or 'HS512', got {algorithm!r}."
+            raise ConfigurationError(msg)
+        if mode not in _MODES:
+            msg = f"mode must be 'auto', 'key' or 'service', got {_shown(mode)}."
             raise ConfigurationError(msg)
         options = cls(
             scope=scope,
@@ -105,6 +124,9 @@ class Options:
             request_timeout=to_seconds(request_timeout, name="request_timeout"),
             credential_timeout=to_seconds(credential_timeout, name="credential_timeout"),
             clock=clock if clock is not None else SystemClock(),
+            mode=mode,
+            service_token_cache_fraction=_fraction(service_token_cache_fraction),
+            service_token_cache_size=_cache_size(service_token_cache_size),
         )
         options._check_consistency()
         return options
@@ -135,3 +157,32 @@ class Options:
     def key_usable_for(self) -> float:
         """How long after its fetch a temporary key still signs tokens."""
         return self.key_lifetime - self.key_expiry_margin
+
+
+def _fraction(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1:
+        return float(value)
+    msg = (
+        "service_token_cache_fraction must be a number from 0 (no reuse) up to, but not "
+        f"including, 1 (reuse until expiry), got {_shown(value)}."
+    )
+    raise ConfigurationError(msg)
+
+
+def _cache_size(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        msg = (
+            "service_token_cache_size must be a whole number of tokens, 1 or more, got "
+            f"{_shown(value)}."
+        )
+        raise ConfigurationError(msg)
+    return value
+
+
+def _shown(value: object) -> str:
+    """``value`` for a message: short, and never failing (a huge int's repr raises)."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    if isinstance(value, float) or (isinstance(value, int) and abs(value) < 10**12):
+        return repr(value)
+    return f"a value of type {type(value).__name__}"

@@ -3,10 +3,13 @@ process, the library's background tasks, a port nobody listens on, and log check
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import httpx2
@@ -14,6 +17,8 @@ from starlette.types import ASGIApp, Message
 
 __all__ = [
     "KEEPER_TASK_PREFIX",
+    "Reply",
+    "asgi_request",
     "closed_port_url",
     "keeper_tasks",
     "problems_in_logs",
@@ -51,6 +56,67 @@ async def running_app(app: ASGIApp) -> AsyncIterator[httpx2.AsyncClient]:
                 await to_app.send({"type": "lifespan.shutdown"})
                 stopped = await from_app.receive()
             assert stopped["type"] == "lifespan.shutdown.complete", stopped
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def asgi_request(
+    app: ASGIApp,
+    method: str,
+    path: str,
+    *,
+    query_string: bytes = b"",
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    body: bytes = b"",
+) -> Reply:
+    """One HTTP request straight into ``app``, with bytes no HTTP client would send (raw query
+    bytes, any header value). An exception from the app propagates, as a server would log it."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query_string,
+        "root_path": "",
+        "headers": [(name.lower(), value) for name, value in headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("app", 80),
+        "state": {},
+    }
+    delivered = False
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    return Reply(
+        status=start["status"],
+        headers={
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in start.get("headers", [])
+        },
+        body=b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"),
+    )
 
 
 def running_task_ids() -> set[int]:

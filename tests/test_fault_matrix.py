@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -278,16 +277,19 @@ async def test_fault(
             assert served_during_fault > 0, "no negotiation was answered after a failed refresh"
             # ...until its usable period is over: it was fetched at most one interval before the
             # fault (or during it, by a request already under way).
-            assert refused_after >= USABLE - INTERVAL - 0.05, refused_after
+            assert USABLE - INTERVAL - 0.05 <= refused_after <= USABLE + 0.5, refused_after
 
             # (b) Then 503, with Retry-After and the cause.
             assert reply.status_code == 503, reply.text
-            retry_after = int(reply.headers["retry-after"])
-            assert 1 <= retry_after <= math.ceil(fault.throttle + RETRY_MAX) + 1
+            # The next attempt is at most max(retry_max_delay, the service's Retry-After) away.
+            assert reply.headers["retry-after"] == "1"
             body = reply.json()
             assert body["code"] == "not_ready"
-            assert re.search(r"The SignalR access key expired at .* and refreshing it has failed "
-                             r"\d+ times: ", body["error"]), body["error"]
+            assert re.search(
+                r"The SignalR access key expired at .* and refreshing it has failed "
+                r"\d+ times: ",
+                body["error"],
+            ), body["error"]
             assert re.search(fault.cause, body["error"]), body["error"]
             assert auth.health()["status"] == "unavailable"
 
@@ -314,5 +316,5 @@ async def test_fault(
     assert problems_in_logs(caplog.records) == []
     ours = [r for r in caplog.records if r.name.startswith("signalr_asgi_auth")]
     assert ours, "the failed refreshes were not logged"
-    assert all(r.levelno == logging.WARNING or r.levelno == logging.INFO for r in ours)
+    assert {r.levelno for r in ours} == {logging.WARNING}
     assert any(re.search(fault.cause, r.getMessage()) for r in ours)

@@ -65,7 +65,9 @@ async def test_roles_that_do_not_grant_it_get_a_clear_403(
 ) -> None:
     principal = emulator.add_principal("app")
     emulator.assign(principal, role, scope)
-    auth = auth_for(emulator, emulator_url, principal, startup_timeout=0.3)
+    # mode="key": in the default "auto" mode REST API Owner gets service-issued tokens instead
+    # (tests/test_service_mode.py).
+    auth = auth_for(emulator, emulator_url, principal, startup_timeout=0.3, mode="key")
     async with auth as signalr:
         with pytest.raises(NotReadyError) as caught:
             await signalr.negotiate("chat")

@@ -1,7 +1,9 @@
 """The chat example on FastAPI.
 
 The page negotiates at ``POST /chat/negotiate?user=<name>`` and then talks to SignalR Service
-directly. What a user says is POSTed here, and the app sends it on through the service's REST API.
+directly. What a user says is POSTed here, and the app sends it on through the service's REST API;
+or the page invokes the hub's ``send`` and the service calls the app at ``/upstream/{event}``
+(serverless upstream), as it does when a client connects or disconnects.
 
 ``python -m examples.fastapi_app`` runs it (on the embedded emulator unless
 ``AZURE_SIGNALR_CONNECTION_STRING`` is set); so does
@@ -15,10 +17,11 @@ from typing import Annotated
 from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 
-from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware
+from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware, UpstreamVerifier
 from signalr_asgi_auth.fastapi import SignalR, add_exception_handler
 
 from .._page import signalr_bundle, static_files
+from .._upstream import UPSTREAM_PATH, upstream_route
 
 __all__ = ["create_app"]
 
@@ -35,8 +38,11 @@ class Said(BaseModel):
     text: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-def create_app(auth: SignalRAuth | None = None) -> FastAPI:
-    """The chat app; without ``auth`` it reads ``AZURE_SIGNALR_CONNECTION_STRING``."""
+def create_app(
+    auth: SignalRAuth | None = None, upstream: UpstreamVerifier | None = None
+) -> FastAPI:
+    """The chat app; without ``auth`` it reads ``AZURE_SIGNALR_CONNECTION_STRING``. With
+    ``upstream``, it takes the service's upstream calls at ``/upstream/{event}``."""
     app = FastAPI(title="signalr-asgi-auth chat")
     app.add_middleware(SignalRAuthMiddleware, auth=auth or SignalRAuth.from_connection_string())
     add_exception_handler(app)  # no key yet, a missing role → 503 with Retry-After and the reason
@@ -70,6 +76,8 @@ def create_app(auth: SignalRAuth | None = None) -> FastAPI:
     ) -> None:
         await signalr.hub(HUB).send_to_group(group, "groupMessage", group, said.user, said.text)
 
+    if upstream is not None:  # the service's calls: invoke("send"), connected, disconnected
+        app.add_route(UPSTREAM_PATH, upstream_route(upstream), methods=["POST"])
     app.add_route("/signalr.min.js", signalr_bundle)
     app.mount("/", static_files())  # last: the page and its script
     return app

@@ -1,7 +1,9 @@
 """The chat example on Starlette.
 
 The page negotiates at ``POST /chat/negotiate?user=<name>`` and then talks to SignalR Service
-directly. What a user says is POSTed here, and the app sends it on through the service's REST API.
+directly. What a user says is POSTed here, and the app sends it on through the service's REST API;
+or the page invokes the hub's ``send`` and the service calls the app at ``/upstream/{event}``
+(serverless upstream), as it does when a client connects or disconnects.
 
 ``python -m examples.starlette_app`` runs it (on the embedded emulator unless
 ``AZURE_SIGNALR_CONNECTION_STRING`` is set); so does
@@ -23,12 +25,14 @@ from signalr_asgi_auth import (
     SignalRAuth,
     SignalRAuthError,
     SignalRAuthMiddleware,
+    UpstreamVerifier,
     error_response,
     get_context,
     negotiate_endpoint,
 )
 
 from .._page import signalr_bundle, static_files
+from .._upstream import UPSTREAM_PATH, upstream_route
 
 __all__ = ["create_app"]
 
@@ -99,20 +103,25 @@ async def signalr_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-def create_app(auth: SignalRAuth | None = None) -> Starlette:
-    """The chat app; without ``auth`` it reads ``AZURE_SIGNALR_CONNECTION_STRING``."""
+def create_app(
+    auth: SignalRAuth | None = None, upstream: UpstreamVerifier | None = None
+) -> Starlette:
+    """The chat app; without ``auth`` it reads ``AZURE_SIGNALR_CONNECTION_STRING``. With
+    ``upstream``, it takes the service's upstream calls at ``/upstream/{event}``."""
     if auth is None:
         auth = SignalRAuth.from_connection_string()
+    routes = [
+        Route("/chat/negotiate", negotiate_endpoint(HUB, user_id=user_of)),
+        Route("/messages", to_everyone, methods=["POST"]),
+        Route("/users/{user}/messages", to_user, methods=["POST"]),
+        Route("/groups/{group}/members", join_group, methods=["POST"]),
+        Route("/groups/{group}/messages", to_group, methods=["POST"]),
+        Route("/signalr.min.js", signalr_bundle),
+    ]
+    if upstream is not None:
+        routes.append(Route(UPSTREAM_PATH, upstream_route(upstream), methods=["POST"]))
     return Starlette(
-        routes=[
-            Route("/chat/negotiate", negotiate_endpoint(HUB, user_id=user_of)),
-            Route("/messages", to_everyone, methods=["POST"]),
-            Route("/users/{user}/messages", to_user, methods=["POST"]),
-            Route("/groups/{group}/members", join_group, methods=["POST"]),
-            Route("/groups/{group}/messages", to_group, methods=["POST"]),
-            Route("/signalr.min.js", signalr_bundle),
-            Mount("/", static_files()),
-        ],
+        routes=[*routes, Mount("/", static_files())],
         middleware=[Middleware(SignalRAuthMiddleware, auth=auth)],
         exception_handlers={SignalRAuthError: signalr_error},
     )

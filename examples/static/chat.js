@@ -3,6 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 let user = "";
+let connection = null;
 
 function setStatus(state, text) {
   $("status").dataset.state = state;
@@ -16,7 +17,7 @@ function show(kind, from, text) {
   $("messages").append(item);
 }
 
-// Everything the page says goes through the app, which sends it on with the service's REST API.
+// What the page says goes through the app, which sends it on with the service's REST API...
 async function post(path, body) {
   const response = await fetch(path, {
     method: "POST",
@@ -31,7 +32,7 @@ $("login").addEventListener("submit", async (event) => {
   event.preventDefault();
   user = $("user").value.trim();
   // The app's /chat/negotiate answers {url, accessToken}: the client follows it to the service.
-  const connection = new signalR.HubConnectionBuilder()
+  connection = new signalR.HubConnectionBuilder()
     .withUrl("/chat?user=" + encodeURIComponent(user))
     .withAutomaticReconnect()
     .configureLogging(signalR.LogLevel.Warning)
@@ -39,6 +40,8 @@ $("login").addEventListener("submit", async (event) => {
   connection.on("newMessage", (from, text) => show("all", from, text));
   connection.on("directMessage", (from, text) => show("user", `${from} (to you)`, text));
   connection.on("groupMessage", (group, from, text) => show("group", `${from} [${group}]`, text));
+  // The app's answers to the service's upstream calls: who connected and who left.
+  connection.on("presence", (who, what) => show("presence", "", `${who} ${what}.`));
   connection.onreconnecting(() => setStatus("reconnecting", "Reconnecting…"));
   connection.onreconnected(() => setStatus("connected", `Connected as ${user}.`));
   connection.onclose((error) => setStatus("closed", `Disconnected${error ? ": " + error.message : "."}`));
@@ -55,9 +58,25 @@ $("login").addEventListener("submit", async (event) => {
   $("text").focus();
 });
 
+// ...or through the service: invoke() the hub's send, which the service POSTs to the app's
+// upstream URL; the app's answer ("delivered") is what invoke() returns.
+async function invokeSend(text) {
+  try {
+    await connection.invoke("send", text);
+    return true;
+  } catch (error) {
+    show("error", "", `send: ${error.message}`);
+    return false;
+  }
+}
+
 $("send").addEventListener("submit", async (event) => {
   event.preventDefault();
   const audience = $("audience").value;
+  if (audience === "hub") {
+    if (await invokeSend($("text").value)) $("text").value = "";
+    return;
+  }
   const to = encodeURIComponent($("to").value.trim());
   const path = { all: "/messages", user: `/users/${to}/messages`, group: `/groups/${to}/messages` };
   if (await post(path[audience], { user, text: $("text").value })) $("text").value = "";

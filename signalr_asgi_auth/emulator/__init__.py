@@ -19,7 +19,8 @@ runs one in the foreground.
 
 Routes, by the names the request log and fault injection use: ``identity.app_service``,
 ``identity.imds``, ``identity.openid``, ``identity.jwks``, ``signalr.access_key``,
-``signalr.health``, ``client.negotiate``, ``client.preflight``, ``client.websocket``.
+``signalr.health``, ``client.negotiate``, ``client.preflight``, ``client.websocket``; the
+emulator's own calls to the app's upstream are logged as ``upstream.call`` (see :attr:`Emulator.upstream`).
 """
 
 from ._access_keys import IssuedKey
@@ -40,11 +41,13 @@ from ._faults import Fault
 from ._local import LocalEmulator, local_emulator
 from ._log import LogEntry, RequestLog
 from ._server import ServedApp, serve, serve_in_thread
+from ._upstream import UPSTREAM_ROUTE, ManagedIdentityAuth, UpstreamSettings, UpstreamTemplate
 
 __all__ = [
     "DEFAULT_RESOURCE_ID",
     "DEFAULT_TENANT_ID",
     "SIGNALR_AUDIENCES",
+    "UPSTREAM_ROUTE",
     "Assignment",
     "ClientConnection",
     "ConnectionRegistry",
@@ -57,11 +60,14 @@ __all__ = [
     "IssuedKey",
     "LocalEmulator",
     "LogEntry",
+    "ManagedIdentityAuth",
     "Principal",
     "PrincipalConfig",
     "RequestLog",
     "RoleGrant",
     "ServedApp",
+    "UpstreamSettings",
+    "UpstreamTemplate",
     "load_config",
     "local_emulator",
     "parse_config",

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from . import _client_endpoint, _data_plane, _identity, _rest_api
+from . import _client_endpoint, _client_tokens_api, _data_plane, _identity, _rest_api
 from ._cors import cors_headers
 from ._hub_session import run_hub_session
 from ._log import attributed_principal
@@ -70,6 +70,12 @@ ROUTES: tuple[EmulatorRoute, ...] = (
     EmulatorRoute("identity.jwks", "/{tenant}/discovery/v2.0/keys", _GET, _identity.jwks),
     EmulatorRoute("signalr.access_key", "/api/v1/auth/accessKey", _GET, _data_plane.access_key),
     EmulatorRoute("signalr.health", "/api/health", ("GET", "HEAD"), _data_plane.health),
+    EmulatorRoute(
+        "signalr.generate_token",
+        "/api/hubs/{hub}/:generateToken",
+        ("POST",),
+        _client_tokens_api.generate_token,
+    ),
     EmulatorRoute(
         "signalr.rest",
         "/api/hubs/{path:path}",

@@ -6,7 +6,7 @@ It prints the connection string and the environment an app needs, then one line 
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import dataclasses
 import logging
 import shlex
 import time
@@ -20,6 +20,7 @@ from ._config import EmulatorConfig, EmulatorConfigError, load_config
 from ._emulator import Emulator
 from ._log import LogEntry
 from ._server import run_in_foreground
+from ._upstream import UpstreamSettings, is_loopback
 
 __all__ = ["add_emulator_command", "format_entry", "is_loopback"]
 
@@ -51,20 +52,21 @@ def add_emulator_command(
         help="base URL clients use, when not http://HOST:PORT (e.g. behind a proxy)",
     )
     parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="URL_TEMPLATE",
+        help=(
+            "forward client invocations and connection events to this URL ({hub}, {category} "
+            "and {event} are filled in), before the config file's upstream templates; repeatable"
+        ),
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="listen on a non-loopback address (the emulator gives tokens to anyone who asks)",
     )
     parser.set_defaults(command=run_emulator)
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def run_emulator(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -80,7 +82,9 @@ def run_emulator(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         config = load_config(args.config) if args.config else EmulatorConfig()
         if args.public_url:
-            config = _with_public_url(config, args.public_url)
+            config = dataclasses.replace(config, public_url=args.public_url)
+        if args.upstream:
+            config = _with_upstream(config, args.upstream)
         emulator = config.build()
     except (EmulatorConfigError, ValueError) as error:
         err.write(f"{error}\n")
@@ -103,14 +107,14 @@ def run_emulator(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _with_public_url(config: EmulatorConfig, public_url: str) -> EmulatorConfig:
-    return EmulatorConfig(
-        resource_id=config.resource_id,
-        ping_interval=config.ping_interval,
-        public_url=public_url,
-        system_roles=config.system_roles,
-        principals=config.principals,
+def _with_upstream(config: EmulatorConfig, url_templates: list[str]) -> EmulatorConfig:
+    configured = config.upstream
+    upstream = UpstreamSettings(
+        [*url_templates, *configured.templates],
+        timeout=configured.timeout,
+        allow_remote=configured.allow_remote,
     )
+    return dataclasses.replace(config, upstream=upstream)
 
 
 def banner(emulator: Emulator, url: str) -> str:
@@ -134,6 +138,9 @@ def banner(emulator: Emulator, url: str) -> str:
         "Identities and roles:",
         *_identities(emulator),
         "",
+        "Upstream (client invocations and connection events):",
+        *_upstreams(emulator),
+        "",
         "Requests (Ctrl-C stops):",
     ]
     return "\n".join(lines) + "\n"
@@ -149,6 +156,19 @@ def _identities(emulator: Emulator) -> list[str]:
         ]
         ids = "" if principal == emulator.system_identity else f" (ClientId={principal.client_id})"
         lines.append(f"  {principal.name}{ids}: {', '.join(roles) or 'no roles'}")
+    return lines
+
+
+def _upstreams(emulator: Emulator) -> list[str]:
+    templates = emulator.upstream.templates
+    if not templates:
+        return ["  none: invocations clients await fail with 'no upstream'"]
+    lines = []
+    for template in templates:
+        rule = f"hub={template.hub_pattern} category={template.category_pattern} "
+        rule += f"event={template.event_pattern}"
+        auth = f", bearer for {template.auth.resource}" if template.auth else ""
+        lines.append(f"  {template.url_template}  ({rule}{auth})")
     return lines
 
 

@@ -7,6 +7,18 @@ A JSON object; every key is optional::
       "ping_interval": 15,
       "public_url": "http://localhost:8888",
       "system_identity": {"roles": ["SignalR App Server"]},
+      "upstream": {
+        "templates": [
+          {
+            "url_template": "http://127.0.0.1:8000/upstream/{event}",
+            "hub_pattern": "chat",
+            "category_pattern": "*",
+            "event_pattern": "*",
+            "auth": {"type": "managed_identity", "resource": "api://chat-upstream"}
+          }
+        ],
+        "timeout": 20
+      },
       "principals": [
         {
           "name": "worker",
@@ -27,6 +39,14 @@ A JSON object; every key is optional::
 - ``system_identity.roles``: the roles of the system-assigned identity (used when an app's connection
   string has no ``ClientId``). Absent: **SignalR App Server** and **SignalR REST API Owner** on the
   resource, enough to negotiate and to send with the REST API. ``[]``: none.
+- ``upstream``: where client invocations and connection events are POSTed, as in Azure's upstream
+  settings: ``templates`` in order (the first match wins), each with a ``url_template`` (``{hub}``,
+  ``{category}``, ``{event}`` are filled in), optional ``hub_pattern``, ``category_pattern`` and
+  ``event_pattern`` (``*``, a name, or comma-separated names; ``*`` when absent) and optional
+  ``auth``: ``{"type": "none"}`` (the default; ``X-ASRS-Signature`` only) or
+  ``{"type": "managed_identity", "resource": "<app id URI or client id>"}`` (a bearer token of the
+  system-assigned identity for that audience as well). ``timeout``: seconds per call (default 20).
+  ``allow_remote``: URLs off this machine (default false: loopback only).
 - ``principals``: user-assigned identities. ``name`` is required; ``client_id`` (what a connection
   string's ``ClientId`` selects) and ``object_id`` (the token's ``oid``) are random unless given.
 - A role is a built-in role's name, former name or id, alone (at the resource) or as
@@ -40,13 +60,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._endpoint import normalize_url
 from .._rbac import ResourceId, find_role
 from ._emulator import DEFAULT_RESOURCE_ID, Emulator
+from ._upstream import (
+    DEFAULT_UPSTREAM_TIMEOUT,
+    ManagedIdentityAuth,
+    UpstreamSettings,
+    UpstreamTemplate,
+)
 
 __all__ = [
     "DEFAULT_SYSTEM_ROLES",
@@ -94,13 +120,15 @@ class EmulatorConfig:
     public_url: str | None = None
     system_roles: tuple[RoleGrant, ...] = DEFAULT_SYSTEM_ROLES
     principals: tuple[PrincipalConfig, ...] = ()
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
 
     def build(self) -> Emulator:
-        """A new emulator with this resource, these identities and these role assignments."""
+        """A new emulator with this resource, these identities, role assignments and upstream."""
         emulator = Emulator(
             resource_id=self.resource_id,
             ping_interval=self.ping_interval,
             public_url=self.public_url,
+            upstream=self.upstream,
         )
         for grant in self.system_roles:
             emulator.assign(emulator.system_identity, grant.role, grant.scope)
@@ -160,17 +188,88 @@ def parse_config(data: object, *, source: str = "configuration") -> EmulatorConf
         system = _object(top["system_identity"], source, "system_identity", {"roles"})
         system_roles = _roles(system.get("roles", []), source, "system_identity.roles")
     principals = _principals(top.get("principals", []), source)
+    upstream = _upstream(top.get("upstream", {}), source)
     return EmulatorConfig(
         resource_id=resource_id,
         ping_interval=float(ping_interval),
         public_url=public_url,
         system_roles=system_roles,
         principals=principals,
+        upstream=upstream,
     )
 
 
-_TOP_KEYS = {"resource_id", "ping_interval", "public_url", "system_identity", "principals"}
+_TOP_KEYS = {
+    "resource_id",
+    "ping_interval",
+    "public_url",
+    "system_identity",
+    "principals",
+    "upstream",
+}
+_UPSTREAM_KEYS = {"templates", "timeout", "allow_remote"}
+_TEMPLATE_KEYS = {"url_template", "hub_pattern", "category_pattern", "event_pattern", "auth"}
+_PATTERN_KEYS = ("hub_pattern", "category_pattern", "event_pattern")
 _PRINCIPAL_KEYS = {"name", "client_id", "object_id", "roles"}
+
+
+def _upstream(value: object, source: str) -> UpstreamSettings:
+    upstream = _object(value, source, "upstream", _UPSTREAM_KEYS)
+    templates = upstream.get("templates", [])
+    if not isinstance(templates, list):
+        msg = f"{source}: upstream.templates must be a list of objects, got {type(templates).__name__}."
+        raise EmulatorConfigError(msg)
+    timeout = upstream.get("timeout", DEFAULT_UPSTREAM_TIMEOUT)
+    if not _is_number(timeout) or timeout <= 0:
+        msg = f"{source}: upstream.timeout must be a positive number of seconds, got {timeout!r}."
+        raise EmulatorConfigError(msg)
+    allow_remote = upstream.get("allow_remote", False)
+    if not isinstance(allow_remote, bool):
+        msg = f"{source}: upstream.allow_remote must be true or false, got {allow_remote!r}."
+        raise EmulatorConfigError(msg)
+    items = [
+        _template(item, source, f"upstream.templates[{i}]") for i, item in enumerate(templates)
+    ]
+    try:
+        return UpstreamSettings(items, timeout=float(timeout), allow_remote=allow_remote)
+    except ValueError as error:
+        msg = f"{source}: upstream: {error}"
+        raise EmulatorConfigError(msg) from None
+
+
+def _template(value: object, source: str, where: str) -> UpstreamTemplate:
+    entry = _object(value, source, where, _TEMPLATE_KEYS)
+    if "url_template" not in entry:
+        msg = f"{source}: {where} needs a url_template."
+        raise EmulatorConfigError(msg)
+    url_template = _string(entry["url_template"], source, f"{where}.url_template")
+    patterns = {
+        key: _string(entry[key], source, f"{where}.{key}") for key in _PATTERN_KEYS if key in entry
+    }
+    auth = _auth(entry.get("auth"), source, f"{where}.auth")
+    try:
+        return UpstreamTemplate(url_template, auth=auth, **patterns)
+    except ValueError as error:
+        msg = f"{source}: {where}: {error}"
+        raise EmulatorConfigError(msg) from None
+
+
+def _auth(value: object, source: str, where: str) -> ManagedIdentityAuth | None:
+    if value is None:
+        return None
+    entry = _object(value, source, where, {"type", "resource"})
+    kind = _string(entry.get("type", ""), source, f"{where}.type")
+    # ARM spells it "ManagedIdentity"; the file's own spelling is "managed_identity".
+    normalized = kind.replace("_", "").lower()
+    if normalized == "none" and "resource" not in entry:
+        return None
+    if normalized == "managedidentity" and "resource" in entry:
+        return ManagedIdentityAuth(_string(entry["resource"], source, f"{where}.resource"))
+    msg = (
+        f'{source}: {where} must be {{"type": "none"}} or {{"type": "managed_identity", '
+        f'"resource": "<the app\'s client id or Application ID URI>"}}, got {value!r}.'
+    )
+    raise EmulatorConfigError(msg)
 
 
 def _principals(value: object, source: str) -> tuple[PrincipalConfig, ...]:

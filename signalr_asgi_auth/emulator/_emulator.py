@@ -17,6 +17,7 @@ from ._entra import EntraAuthority
 from ._faults import Fault, FaultTable
 from ._log import RequestLog
 from ._state import EmulatorState, PublicAddress
+from ._upstream import UpstreamSettings, UpstreamTable
 
 __all__ = ["DEFAULT_RESOURCE_ID", "DEFAULT_TENANT_ID", "Emulator"]
 
@@ -38,6 +39,7 @@ class Emulator:
     ``public_url`` is the base URL clients reach the service at, whose host client tokens' ``aud``
     must name; by default, the URL the serve helpers report. ``ping_interval`` is the seconds
     between the pings each client connection gets (clients give up after 30 s of silence).
+    ``upstream`` says where client invocations and connection events go (see :attr:`upstream`).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class Emulator:
         token_lifetime: float = 24 * 3600,
         public_url: str | None = None,
         ping_interval: float = 15.0,
+        upstream: UpstreamSettings | None = None,
     ) -> None:
         resource = ResourceId.parse(resource_id)
         if resource.name is None:
@@ -93,6 +96,7 @@ class Emulator:
             connections=ConnectionRegistry(),
             negotiated=NegotiatedConnections(),
             ping_interval=ping_interval,
+            upstream=UpstreamTable(UpstreamSettings() if upstream is None else upstream),
         )
         self.app: EmulatorApp = build_app(self._state)
         """The ASGI application serving every route (identity, metadata, SignalR data plane,
@@ -133,6 +137,18 @@ class Emulator:
             return f"{endpoint}AccessKey={self._access_keys[0]};Version=1.0;"
         identity = f"ClientId={client_id};" if client_id else ""
         return f"{endpoint}AuthType={auth_type};{identity}Version=1.0;"
+
+    @property
+    def upstream(self) -> UpstreamSettings:
+        """Where client invocations (category ``messages``) and connection events (``connections``)
+        are POSTed: the first matching template of these settings. Assign new settings at any time
+        (an app's port is often known only once it runs); calls under way finish with the old.
+        Without templates, an invocation the client awaits fails with "no upstream"."""
+        return self._state.upstream.settings
+
+    @upstream.setter
+    def upstream(self, settings: UpstreamSettings) -> None:
+        self._state.upstream.settings = settings
 
     # -- principals and role assignments --------------------------------------------------------
 

@@ -4,6 +4,10 @@ messages, and the frames the service queues for it.
 Messages are JSON objects each followed by the record separator ``\\x1e``; a frame may hold several,
 and clients differ in spacing, so records are parsed, never compared as bytes. Only the ``json``
 protocol, version 1, is spoken (no MessagePack, no stateful reconnect).
+
+Client invocations, and the connection's ``connected`` and ``disconnected`` events, go to the
+upstream (``_upstream_calls``): ``connected`` once the handshake is answered, ``disconnected`` once
+the socket is closed.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -19,16 +24,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from ._client_endpoint import Admission
 from ._connections import RECORD_SEPARATOR, ClientConnection, encode_message
 from ._state import EmulatorState
+from ._upstream_calls import UpstreamCalls
 
 __all__ = ["HANDSHAKE_TIMEOUT", "run_hub_session"]
 
 HANDSHAKE_TIMEOUT = 15.0
 """Seconds a client has to send its handshake after the upgrade (ASP.NET Core's default)."""
 
-_NO_UPSTREAM = (
-    "The emulated service has no upstream for hub {hub!r}: client invocations of {target!r} are "
-    "not forwarded to any app server."
-)
+# The client's credentials never reach the upstream's X-ASRS-Client-Query header.
+_UNFORWARDED_QUERY = frozenset({"access_token", "id"})
+_CLEAN_CLOSES = frozenset({1000, 1001})
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,13 @@ class _Records:
 
 class _ClientGone(Exception):
     pass
+
+
+class _Ending:
+    """How the client left: the error its close message or close code gave, if any."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
 
 
 async def run_hub_session(
@@ -80,22 +92,27 @@ async def run_hub_session(
     # Registered before the handshake answer, so that a client which has its answer is listed; a
     # message queued meanwhile waits in the outbox until the writer starts, after the answer.
     state.connections.add(connection)
-    try:
-        await websocket.send_text(encode_message({}))
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_write, websocket, connection, tasks.cancel_scope)
-            tasks.start_soon(_ping, connection, state.ping_interval)
-            for record in pending:
-                await _handle(record, connection)
-            await _read(websocket, records, connection)
-            tasks.cancel_scope.cancel()
-    except (WebSocketDisconnect, OSError):
-        pass  # the client went away while the handshake answer was on its way
-    finally:
-        state.connections.remove(connection.connection_id)
-        connection.disconnected()
-        with anyio.CancelScope(shield=True):
-            await _close_socket(websocket)
+    ending = _Ending()
+    async with UpstreamCalls(state, connection, _client_query(websocket)) as upstream:
+        try:
+            await websocket.send_text(encode_message({}))
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_write, websocket, connection, tasks.cancel_scope)
+                tasks.start_soon(_ping, connection, state.ping_interval)
+                tasks.start_soon(upstream.run)
+                await upstream.connected()
+                for record in pending:
+                    await _handle(record, connection, upstream, ending)
+                await _read(websocket, records, connection, upstream, ending)
+                tasks.cancel_scope.cancel()
+        except (WebSocketDisconnect, OSError):
+            pass  # the client went away while the handshake answer was on its way
+        finally:
+            state.connections.remove(connection.connection_id)
+            connection.disconnected()
+            with anyio.CancelScope(shield=True):
+                await _close_socket(websocket)
+                await upstream.disconnected(ending.error)
 
 
 async def _receive_handshake(
@@ -129,18 +146,29 @@ def _handshake_error(record: str) -> str | None:
     return None
 
 
-async def _read(websocket: WebSocket, records: _Records, connection: ClientConnection) -> None:
+async def _read(
+    websocket: WebSocket,
+    records: _Records,
+    connection: ClientConnection,
+    upstream: UpstreamCalls,
+    ending: _Ending,
+) -> None:
     """Handle the client's messages until it closes (a close message, or the socket)."""
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
+            code = message.get("code", 1000)
+            if code not in _CLEAN_CLOSES:
+                ending.error = f"The WebSocket closed with status code {code}."
             return
         for record in records.feed(message):
-            if not await _handle(record, connection):
+            if not await _handle(record, connection, upstream, ending):
                 return
 
 
-async def _handle(record: str, connection: ClientConnection) -> bool:
+async def _handle(
+    record: str, connection: ClientConnection, upstream: UpstreamCalls, ending: _Ending
+) -> bool:
     """Act on one message from the client; False when the client is done."""
     try:
         message = json.loads(record)
@@ -148,15 +176,16 @@ async def _handle(record: str, connection: ClientConnection) -> bool:
         message = None
     if not isinstance(message, dict) or not isinstance(message.get("type"), int):
         await connection.close("Connection closed with an error: a message was not a hub message.")
+        ending.error = "The client sent a message that was not a hub message."
         return True
     kind = message["type"]
     if kind == 7:  # the client stops
+        error = message.get("error")
+        ending.error = error if isinstance(error, str) and error else None
         return False
-    invocation_id = message.get("invocationId")
-    if kind in (1, 4) and isinstance(invocation_id, str):
-        # A blocking invocation (or a stream) waits for a completion; send() (no id) waits for none.
-        error = _NO_UPSTREAM.format(hub=connection.hub, target=message.get("target"))
-        await connection.send({"type": 3, "invocationId": invocation_id, "error": error})
+    if kind in (1, 4):
+        # invoke() waits for a completion, send() (no invocationId) for none: the upstream decides.
+        await upstream.invocation(message, record)
     return True  # pings (6), completions (3), stream items (2) and cancels (5) need no answer
 
 
@@ -184,6 +213,15 @@ async def _close_socket(websocket: WebSocket) -> None:
             await websocket.close(1000)
         except (WebSocketDisconnect, OSError, RuntimeError):
             logger.debug("The socket was gone before the close frame.", exc_info=True)
+
+
+def _client_query(websocket: WebSocket) -> str:
+    pairs = [
+        (name, value)
+        for name, value in websocket.query_params.multi_items()
+        if name not in _UNFORWARDED_QUERY
+    ]
+    return f"?{urlencode(pairs)}" if pairs else ""
 
 
 def _encoded(headers: dict[str, str]) -> Iterator[tuple[bytes, bytes]]:

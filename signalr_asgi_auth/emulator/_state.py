@@ -12,6 +12,7 @@ from ._directory import Directory, Principal
 from ._entra import EntraAuthority
 from ._faults import FaultTable
 from ._log import RequestLog
+from ._upstream import UpstreamTable
 
 __all__ = ["EmulatorState", "PublicAddress"]
 
@@ -65,3 +66,4 @@ class EmulatorState:
     connections: ConnectionRegistry
     negotiated: NegotiatedConnections
     ping_interval: float
+    upstream: UpstreamTable

@@ -19,7 +19,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from examples import fastapi_app, starlette_app
-from signalr_asgi_auth import SignalRAuth
+from signalr_asgi_auth import SignalRAuth, UpstreamVerifier
 
 from . import chromium
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_CLIENT = Path(__file__).parent / "js" / "chat_client.cjs"
 SIGNALR_JS = ROOT / "node_modules" / "@microsoft" / "signalr"
 
-EXAMPLES: dict[str, Callable[[SignalRAuth], ASGIApp]] = {
+EXAMPLES: dict[str, Callable[[SignalRAuth, UpstreamVerifier | None], ASGIApp]] = {
     "starlette": starlette_app.create_app,
     "fastapi": fastapi_app.create_app,
 }
@@ -135,10 +135,13 @@ class NodeRun:
         return f"node exited {self.returncode}\nevents:\n{lines}\nstderr:\n{self.stderr}"
 
 
-def run_node_chat(app: str, user: str, group: str) -> NodeRun:
-    """Run ``js/chat_client.cjs`` against ``app`` (at most 30 s; the script gives up after 15)."""
+def run_node_chat(app: str, user: str, group: str, *, via_hub: bool = False) -> NodeRun:
+    """Run ``js/chat_client.cjs`` against ``app`` (at most 30 s; the script gives up after 15);
+    ``via_hub``: invoke the hub's send (the upstream path) instead of POSTing to the app."""
     node = node_or_skip()
-    spec = json.dumps({"app": app, "user": user, "group": group, "timeoutMs": 15000})
+    spec = json.dumps(
+        {"app": app, "user": user, "group": group, "viaHub": via_hub, "timeoutMs": 15000}
+    )
     done = subprocess.run(
         [node, str(NODE_CLIENT), spec],
         capture_output=True,

@@ -317,11 +317,15 @@ class SignalRAuth:
         return auth
 
     def __repr__(self) -> str:
-        return f"SignalRAuth(endpoint={self.endpoint.endpoint!r}, mode={self.mode!r})"
+        return (
+            f"SignalRAuth(endpoint={self.endpoint.endpoint!r}, "
+            f"authentication={self.authentication!r}, mode={self.options.mode!r})"
+        )
 
     @property
-    def mode(self) -> Literal["entra", "access_key"]:
-        """``entra`` (a credential gets the temporary key) or ``access_key`` (a configured key)."""
+    def authentication(self) -> Literal["entra", "access_key"]:
+        """``entra`` (a credential proves who the app is) or ``access_key`` (a configured key);
+        not to be confused with the ``mode`` option, which says who signs client tokens."""
         return "access_key" if self._access_key is not None else "entra"
 
     def _make_credential(self) -> tuple[AnyCredential, bool]:
@@ -440,7 +444,7 @@ class SignalRAuth:
         """
         runtime = self._runtime
         report: dict[str, Any] = {
-            "mode": self.mode,
+            "authentication": self.authentication,
             "client_tokens": self.options.mode if self._access_key is None else "key",
             "endpoint": self.endpoint.endpoint,
         }

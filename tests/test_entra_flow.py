@@ -161,7 +161,7 @@ async def test_access_key_mode_signs_with_the_connection_string_key(
     auth = SignalRAuth.from_connection_string(
         emulator.connection_string(emulator_url, auth_type=None)
     )
-    assert auth.mode == "access_key"
+    assert auth.authentication == "access_key"
     async with auth as signalr:
         reply = await signalr.negotiate("chat", user_id="dave")
     import jwt

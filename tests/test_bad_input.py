@@ -96,6 +96,7 @@ KEY_NAMES = [
     "Port",
     "Version",
 ]
+KNOWN_KEYS = {name.lower() for name in KEY_NAMES}
 key_names = (
     st.sampled_from(KEY_NAMES)
     | st.sampled_from(KEY_NAMES).map(str.lower)
@@ -142,12 +143,15 @@ def connection_strings(draw: st.DrawFn) -> tuple[str, list[str]]:
         parts.append(f"Endpoint={ENDPOINT}")
     for _ in range(draw(st.integers(0, 8))):
         name = draw(key_names)
+        equals = draw(st.sampled_from(["=", "=", "=", " = ", "", "=="]))
         if draw(st.booleans()):
             value = draw(secrets_)
-            hidden.append(value)
+            # A secret given to a key: never to be repeated. (Text after an unknown key with a
+            # ';' missing before it is part of the value before it, say the Endpoint's path.)
+            if name.strip().lower() in KNOWN_KEYS and "=" in equals:
+                hidden.append(value)
         else:
             value = draw(plain_values)
-        equals = draw(st.sampled_from(["=", "=", "=", " = ", "", "=="]))
         parts.append(f"{name}{equals}{value}")
     separators = [draw(st.sampled_from([";", ";", ";", "", ";;", " ; "])) for _ in parts]
     text = "".join(part + separator for part, separator in zip(parts, separators, strict=True))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ._durations import to_seconds
-from ._errors import InvalidInputError, TokenTooLongError
+from ._errors import InvalidInputError, TokenTooLongError, shown
 from ._options import MAX_TOKEN_LIFETIME, Algorithm
 from ._secrets import Secret
 
@@ -122,7 +122,7 @@ def build_claims(
 def _claim_name(name: object) -> str:
     if not isinstance(name, str) or not name or name != name.strip():
         msg = (
-            f"Claim names must be non-empty strings without surrounding spaces, got {_shown(name)}."
+            f"Claim names must be non-empty strings without surrounding spaces, got {shown(name)}."
         )
         raise InvalidInputError(msg)
     if name.startswith(_SYSTEM_PREFIX):
@@ -146,16 +146,6 @@ def _claim_value(name: str, value: object) -> ClaimValue:
     raise InvalidInputError(msg)
 
 
-def _shown(value: object) -> str:
-    """``value``'s repr for a message, cut at 80 characters. Any object may come from a caller, and
-    a repr may fail (a huge int's raises ValueError): then its type is named instead."""
-    try:
-        text = repr(value)
-    except Exception:
-        return f"a {type(value).__name__}"
-    return text[:80]
-
-
 def _is_scalar(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
@@ -164,7 +154,7 @@ def _is_scalar(value: object) -> bool:
 
 def _check_user_id(user_id: object) -> None:
     if not isinstance(user_id, str) or not user_id:
-        msg = f"user_id must be a non-empty string, not {_shown(user_id)}."
+        msg = f"user_id must be a non-empty string, not {shown(user_id)}."
         raise InvalidInputError(msg)
     if len(user_id) > _MAX_USER_ID:
         msg = f"user_id is {len(user_id)} characters long; at most {_MAX_USER_ID} are allowed."
@@ -182,7 +172,7 @@ def _roles(roles: Sequence[str] | str) -> list[str]:
         raise InvalidInputError(msg)
     for role in roles:
         if not isinstance(role, str) or not role:
-            msg = f"Each role must be a non-empty string, got {_shown(role)}."
+            msg = f"Each role must be a non-empty string, got {shown(role)}."
             raise InvalidInputError(msg)
     return list(roles)
 

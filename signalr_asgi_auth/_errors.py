@@ -31,7 +31,18 @@ __all__ = [
     "ServiceError",
     "SignalRAuthError",
     "TokenTooLongError",
+    "shown",
 ]
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``value``'s repr for a message, cut at ``limit`` characters. Any object may come from a
+    caller and a repr may fail (a huge int's raises ValueError): then its type is named instead."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class SignalRAuthError(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ._errors import ConfigurationError, InvalidInputError
+from ._errors import ConfigurationError, InvalidInputError, shown
 
 __all__ = ["check_application_name", "prefixed_hub"]
 
@@ -19,7 +19,7 @@ def check_application_name(name: str | None) -> str | None:
     if not isinstance(name, str) or not _APPLICATION.fullmatch(name):
         msg = (
             "application_name must start with a letter and hold only letters, digits and "
-            f"underscores, got {name!r}."
+            f"underscores, got {shown(name)}."
         )
         raise ConfigurationError(msg)
     return name.lower()

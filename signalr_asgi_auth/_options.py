@@ -7,7 +7,7 @@ from typing import Literal, TypedDict
 
 from ._clock import Clock, SystemClock
 from ._durations import Duration, to_seconds
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, shown
 from ._names import check_application_name
 
 __all__ = ["DEFAULT_SCOPE", "MAX_TOKEN_LIFETIME", "Algorithm", "Mode", "Options", "OptionsKwargs"]
@@ -98,10 +98,10 @@ class Options:
             msg = f"scope must be one Entra scope such as {DEFAULT_SCOPE!r}."
             raise ConfigurationError(msg)
         if algorithm not in ("HS256", "HS512"):
-            msg = f"algorithm must be 'HS256' or 'HS512', got {algorithm!r}."
+            msg = f"algorithm must be 'HS256' or 'HS512', got {shown(algorithm)}."
             raise ConfigurationError(msg)
         if mode not in _MODES:
-            msg = f"mode must be 'auto', 'key' or 'service', got {_shown(mode)}."
+            msg = f"mode must be 'auto', 'key' or 'service', got {shown(mode)}."
             raise ConfigurationError(msg)
         options = cls(
             scope=scope,
@@ -164,7 +164,7 @@ def _fraction(value: object) -> float:
         return float(value)
     msg = (
         "service_token_cache_fraction must be a number from 0 (no reuse) up to, but not "
-        f"including, 1 (reuse until expiry), got {_shown(value)}."
+        f"including, 1 (reuse until expiry), got {shown(value)}."
     )
     raise ConfigurationError(msg)
 
@@ -173,16 +173,7 @@ def _cache_size(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         msg = (
             "service_token_cache_size must be a whole number of tokens, 1 or more, got "
-            f"{_shown(value)}."
+            f"{shown(value)}."
         )
         raise ConfigurationError(msg)
     return value
-
-
-def _shown(value: object) -> str:
-    """``value`` for a message: short, and never failing (a huge int's repr raises)."""
-    if isinstance(value, str):
-        return repr(value[:40])
-    if isinstance(value, float) or (isinstance(value, int) and abs(value) < 10**12):
-        return repr(value)
-    return f"a value of type {type(value).__name__}"

@@ -312,11 +312,6 @@ def test_constructor_arguments(
         assert str(outcome).strip()
 
 
-@pytest.mark.xfail(
-    reason="_options.py and _names.py put repr(value) in the message; a huge int's repr raises "
-    "ValueError('Exceeds the limit (4300 digits)...') instead of the ConfigurationError",
-    raises=ValueError,
-)
 @pytest.mark.parametrize("name", ["algorithm", "application_name"])
 def test_an_option_without_a_printable_repr(name: str) -> None:
     options: dict[str, Any] = {name: 10**5000}

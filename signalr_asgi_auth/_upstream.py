@@ -35,10 +35,16 @@ from starlette.responses import JSONResponse, Response
 
 from ._durations import to_seconds
 from ._endpoint import normalize_url
-from ._errors import ConfigurationError, InvalidInputError, ServiceError, SignalRAuthError
+from ._errors import (
+    ConfigurationError,
+    InvalidInputError,
+    ServiceError,
+    SignalRAuthError,
+    shown,
+)
 from ._oidc_keys import OpenIDKeys, TenantKeys, check_fetch_url
 from ._secrets import Secret
-from ._upstream_request import AuthMethod, UpstreamRequest, read_body, read_head, shown
+from ._upstream_request import AuthMethod, UpstreamRequest, read_body, read_head
 
 __all__ = [
     "PUBLIC_AUTHORITY",
@@ -455,9 +461,7 @@ def _guid(value: object, *, name: str) -> str:
             return str(uuid.UUID(value.strip()))
         except ValueError:
             pass
-    msg = (
-        f"{name} takes directory GUIDs (e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47), got {value!r}."
-    )
+    msg = f"{name} takes directory GUIDs (e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47), got {shown(value)}."
     raise ConfigurationError(msg)
 
 
@@ -500,9 +504,17 @@ def upstream_response(call: UpstreamRequest, result: object) -> Response:
     return JSONResponse(result)
 
 
+_NOT_JSON = "The server's result could not be written as JSON."
+
+
 def _completion(invocation_id: str, **outcome: object) -> Response:
     message = {"type": _COMPLETION, "invocationId": invocation_id, **outcome}
-    text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):  # NaN, inf or an object JSON cannot hold: the handler's bug
+        logger.warning("The upstream handler's result for %s is not JSON", invocation_id)
+        error = {"type": _COMPLETION, "invocationId": invocation_id, "error": _NOT_JSON}
+        text = json.dumps(error, separators=(",", ":"))
     return Response(text + "\x1e", media_type="application/json")
 
 

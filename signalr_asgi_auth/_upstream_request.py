@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 
-from ._errors import InvalidInputError
+from ._errors import InvalidInputError, shown
 
 __all__ = [
     "AuthMethod",
@@ -35,7 +35,6 @@ __all__ = [
     "UpstreamRequest",
     "read_body",
     "read_head",
-    "shown",
 ]
 
 Category: TypeAlias = Literal["connections", "messages"]
@@ -103,12 +102,6 @@ class RequestBody:
     arguments: tuple[Any, ...] = ()
     invocation_id: str | None = None
     error: str | None = None
-
-
-def shown(value: object) -> str:
-    """``value`` quoted for a message and shortened: header and claim values, never tokens."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _malformed(problem: str) -> InvalidInputError:

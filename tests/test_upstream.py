@@ -1137,3 +1137,27 @@ def test_public_cloud_defaults_and_a_secret_free_repr() -> None:
     assert "access_keys=1" in text
     assert f"https://login.microsoftonline.com/{TENANT}/v2.0" in text
     assert f"https://sts.windows.net/{TENANT}/" in text
+
+
+@pytest.mark.parametrize("result", [float("inf"), float("nan"), object()])
+def test_a_result_json_cannot_hold_becomes_a_completion_error(result: object) -> None:
+    from signalr_asgi_auth import UpstreamRequest, upstream_response
+
+    call = UpstreamRequest(
+        hub="chat",
+        category="messages",
+        event="echo",
+        connection_id="c1",
+        invocation_id="7",
+        authenticated_by="signature",
+    )
+    response = upstream_response(call, result)
+    assert response.status_code == 200
+    body = bytes(response.body).decode()
+    assert body.endswith("\x1e")
+    message = json.loads(body[:-1])
+    assert message == {
+        "type": 3,
+        "invocationId": "7",
+        "error": "The server's result could not be written as JSON.",
+    }

@@ -21,7 +21,7 @@ from ._errors import (
     TokenTooLongError,
 )
 from ._middleware import SignalRAuthMiddleware
-from ._negotiate import error_response, get_context, negotiate_endpoint
+from ._negotiate import error_response, get_context, negotiate_endpoint, signalr_exception_handler
 from ._options import DEFAULT_SCOPE
 from ._rest import HubClient
 from ._upstream import (
@@ -63,6 +63,7 @@ __all__ = [
     "error_response",
     "get_context",
     "negotiate_endpoint",
+    "signalr_exception_handler",
     "upstream_endpoint",
     "upstream_error_response",
     "upstream_response",

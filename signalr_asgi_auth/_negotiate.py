@@ -29,7 +29,7 @@ from ._errors import (
 from ._middleware import STATE_KEY
 from ._names import prefixed_hub
 
-__all__ = ["error_response", "get_context", "negotiate_endpoint"]
+__all__ = ["error_response", "get_context", "negotiate_endpoint", "signalr_exception_handler"]
 
 logger = logging.getLogger("signalr_asgi_auth")
 
@@ -73,6 +73,14 @@ def error_response(exc: SignalRAuthError) -> JSONResponse:
     if status >= 500:
         logger.warning("Negotiation failed: %s", exc)
     return JSONResponse({"code": code, "error": str(exc)}, status_code=status, headers=headers)
+
+
+async def signalr_exception_handler(request: Request, exc: Exception) -> Response:
+    """An exception handler for Starlette (``exception_handlers={SignalRAuthError: ...}``) and
+    FastAPI: answers library errors as the negotiate endpoint does."""
+    if not isinstance(exc, SignalRAuthError):  # registered for SignalRAuthError only
+        raise exc
+    return error_response(exc)
 
 
 async def _resolve(value: PerRequest[T], request: Request) -> T:

@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, FastAPI
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
+from starlette.requests import HTTPConnection
 
 from ._context import SignalRContext
 from ._errors import SignalRAuthError
-from ._negotiate import error_response, get_context
+from ._negotiate import get_context, signalr_exception_handler
 
 __all__ = ["SignalR", "add_exception_handler", "get_signalr", "signalr_exception_handler"]
 
@@ -29,14 +28,6 @@ def get_signalr(connection: HTTPConnection) -> SignalRContext:
 
 SignalR = Annotated[SignalRContext, Depends(get_signalr)]
 """Declare a parameter ``signalr: SignalR`` to receive the context."""
-
-
-async def signalr_exception_handler(request: Request, exc: Exception) -> Response:
-    """Answers library errors as the negotiate endpoint does: 400/413 for bad input, 503 with
-    ``Retry-After`` while SignalR cannot be used."""
-    if not isinstance(exc, SignalRAuthError):  # registered for SignalRAuthError only
-        raise exc
-    return error_response(exc)
 
 
 def add_exception_handler(app: FastAPI) -> None:

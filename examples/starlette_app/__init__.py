@@ -26,9 +26,9 @@ from signalr_asgi_auth import (
     SignalRAuthError,
     SignalRAuthMiddleware,
     UpstreamVerifier,
-    error_response,
     get_context,
     negotiate_endpoint,
+    signalr_exception_handler,
 )
 
 from .._page import signalr_bundle, static_files
@@ -96,13 +96,6 @@ async def to_group(request: Request) -> Response:
     return Response(status_code=202)
 
 
-async def signalr_error(request: Request, exc: Exception) -> Response:
-    """Service trouble (a missing role, no key yet) answers 503 with Retry-After and the reason."""
-    if not isinstance(exc, SignalRAuthError):  # registered for SignalRAuthError only
-        raise exc
-    return error_response(exc)
-
-
 def create_app(
     auth: SignalRAuth | None = None, upstream: UpstreamVerifier | None = None
 ) -> Starlette:
@@ -123,5 +116,5 @@ def create_app(
     return Starlette(
         routes=[*routes, Mount("/", static_files())],
         middleware=[Middleware(SignalRAuthMiddleware, auth=auth)],
-        exception_handlers={SignalRAuthError: signalr_error},
+        exception_handlers={SignalRAuthError: signalr_exception_handler},  # 503 + Retry-After
     )

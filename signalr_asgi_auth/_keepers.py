@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from ._secrets import Secret
 from ._service_errors import service_error, transport_error
 from ._single_flight import SingleFlight
 
-__all__ = ["AccessKeyKeeper", "EntraTokenKeeper", "isoformat"]
+__all__ = ["AccessKeyKeeper", "EntraTokenKeeper", "entra_call", "isoformat"]
 
 logger = logging.getLogger("signalr_asgi_auth.keepers")
 
@@ -173,6 +173,39 @@ class EntraTokenKeeper:
         }
 
 
+async def entra_call(
+    http: httpx2.AsyncClient,
+    entra: EntraTokenKeeper,
+    method: str,
+    url: str,
+    *,
+    endpoint: ServiceEndpoint,
+    doing: str,
+    action: str,
+    request_timeout: float,
+    params: Sequence[tuple[str, str]] = (),
+) -> httpx2.Response:
+    """One call to SignalR Service with the Entra token as bearer; the 200 response, or the error
+    that says what to change. A 401 discards the token so that the next call asks anew."""
+    token = await entra.get()  # in memory; fetched only when it is expiring
+    bearer = token.token.reveal()
+    try:
+        response = await http.request(
+            method,
+            url,
+            params=tuple(params),
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout=request_timeout,  # httpx2's own timeout: the call may not outlive it
+        )
+    except httpx2.HTTPError as exc:
+        raise transport_error(exc, endpoint=endpoint, doing=doing) from None
+    if response.status_code != 200:
+        if response.status_code == 401:
+            entra.discard(token)
+        raise service_error(response, endpoint=endpoint, doing=doing, action=action, token=bearer)
+    return response
+
+
 class AccessKeyKeeper:
     """Keeps the service's temporary access key: fetched with the Entra token, refreshed every
     ``key_refresh_interval``, used until ``key_lifetime - key_expiry_margin`` after its fetch."""
@@ -272,26 +305,16 @@ class AccessKeyKeeper:
         return key
 
     async def _fetch(self) -> SigningKey:
-        token = await self._entra.get()
-        bearer = token.token.reveal()
-        try:
-            response = await self._http.get(
-                self._endpoint.access_key_url,
-                headers={"Authorization": f"Bearer {bearer}"},
-                timeout=self._timeout,
-            )
-        except httpx2.HTTPError as exc:
-            raise transport_error(exc, endpoint=self._endpoint, doing=self._doing) from None
-        if response.status_code != 200:
-            if response.status_code == 401:
-                self._entra.discard(token)
-            raise service_error(
-                response,
-                endpoint=self._endpoint,
-                doing=self._doing,
-                action=DataAction.ACCESS_KEY,
-                token=bearer,
-            )
+        response = await entra_call(
+            self._http,
+            self._entra,
+            "GET",
+            self._endpoint.access_key_url,
+            endpoint=self._endpoint,
+            doing=self._doing,
+            action=DataAction.ACCESS_KEY,
+            request_timeout=self._timeout,
+        )
         key_id, secret = self._read(response)
         fetched_at = self._clock.now()
         return SigningKey(

@@ -23,10 +23,9 @@ from jwt.utils import base64url_decode
 
 from ._endpoint import ServiceEndpoint
 from ._errors import ServiceError, SignalRAuthError
-from ._keepers import EntraTokenKeeper, isoformat
+from ._keepers import EntraTokenKeeper, entra_call, isoformat
 from ._options import Options
 from ._rbac import DataAction
-from ._service_errors import service_error, transport_error
 from ._single_flight import SingleFlight
 
 __all__ = ["GENERATE_TOKEN_API_VERSION", "ServiceTokens", "minutes_to_expire"]
@@ -143,29 +142,19 @@ class ServiceTokens:
         url = self._endpoint.server_url(f"/api/hubs/{quote(hub, safe='')}/:generateToken")
         shown = f"{application}_{hub}" if application else hub
         doing = f"get a client token for hub {shown!r}"
-        entra = await self._entra.get()  # in memory; fetched only when it is expiring
-        bearer = entra.token.reveal()
         asked_at = self._clock.now()
         self.requests += 1
-        try:
-            response = await self._http.post(
-                url,
-                params=tuple(params),
-                headers={"Authorization": f"Bearer {bearer}"},
-                timeout=self._timeout,
-            )
-        except httpx2.HTTPError as exc:
-            raise transport_error(exc, endpoint=self._endpoint, doing=doing) from None
-        if response.status_code != 200:
-            if response.status_code == 401:
-                self._entra.discard(entra)
-            raise service_error(
-                response,
-                endpoint=self._endpoint,
-                doing=doing,
-                action=DataAction.CLIENT_TOKEN,
-                token=bearer,
-            )
+        response = await entra_call(
+            self._http,
+            self._entra,
+            "POST",
+            url,
+            endpoint=self._endpoint,
+            doing=doing,
+            action=DataAction.CLIENT_TOKEN,
+            request_timeout=self._timeout,
+            params=params,
+        )
         token = self._read(response)
         lifetime = _issued_lifetime(token, requested=minutes * 60.0)
         return _Issued(token, reuse_until=asked_at + self._fraction * lifetime)

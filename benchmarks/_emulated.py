@@ -8,22 +8,16 @@ behind the headers). A benchmark that calls the emulator once per token would me
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
 from azure.core.credentials import AccessToken
 
-from signalr_asgi_auth.emulator import Emulator
+from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 
 __all__ = ["EmulatorCredential", "app_environment", "new_emulator", "served"]
-
-_START_TIMEOUT = 10.0
-_STOP_TIMEOUT = 5.0
 
 
 def new_emulator(*, token_lifetime: float = 24 * 3600) -> Emulator:
@@ -71,42 +65,5 @@ def app_environment(emulator: Emulator, url: str) -> dict[str, str]:
 @contextmanager
 def served(emulator: Emulator) -> Iterator[str]:
     """Serve ``emulator`` with uvicorn in a daemon thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(2048)
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            emulator.app,
-            lifespan="off",
-            ws="none",
-            log_level="warning",
-            log_config=None,
-            access_log=False,
-            # Longer than the benchmarks' injected delays: a delayed answer finishes, not cancelled.
-            timeout_graceful_shutdown=3,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="bench-emulator", daemon=True
-        )
-        emulator.app.serving_started(url)
-        thread.start()
-        try:
-            deadline = time.monotonic() + _START_TIMEOUT
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    msg = f"The emulator on {url} did not start within {_START_TIMEOUT} s."
-                    raise RuntimeError(msg)
-                time.sleep(0.005)
-            yield url
-        finally:
-            server.should_exit = True
-            thread.join(_STOP_TIMEOUT)
-            if thread.is_alive():
-                server.force_exit = True
-                thread.join(_STOP_TIMEOUT)
-            emulator.app.serving_stopped(url)
-    finally:
-        sock.close()
+    with serve_in_thread(emulator.app) as url:
+        yield url

@@ -63,6 +63,23 @@ def compare(
     for target, report in zip(order, reports, strict=True):
         by_label[target.label].append(report)
     _check(reports)
+    return {
+        **_summary(by_label, baseline, candidate),
+        "loadgen_cpu": {
+            label: [r["loadgen_cpu"] for r in runs] for label, runs in by_label.items()
+        },
+        "ok": {label: [r["ok"] for r in runs] for label, runs in by_label.items()},
+        "windows": {label: [r["window"] for r in runs] for label, runs in by_label.items()},
+        "rounds": rounds,
+        "seconds_per_phase": duration,
+        "connections": _CONNECTIONS,
+    }
+
+
+def _summary(
+    by_label: dict[str, list[dict[str, Any]]], baseline: Target, candidate: Target
+) -> dict[str, Any]:
+    """The ratios (median over rounds, and each round's) and the raw numbers behind them."""
     wall = _ratios(by_label, baseline, candidate, "rps")
     cpu = _ratios(by_label, baseline, candidate, "rps_per_server_cpu")
     return {
@@ -77,14 +94,6 @@ def compare(
         "server_cpu": {
             label: [r.get("server_cpu") for r in runs] for label, runs in by_label.items()
         },
-        "loadgen_cpu": {
-            label: [r["loadgen_cpu"] for r in runs] for label, runs in by_label.items()
-        },
-        "ok": {label: [r["ok"] for r in runs] for label, runs in by_label.items()},
-        "windows": {label: [r["window"] for r in runs] for label, runs in by_label.items()},
-        "rounds": rounds,
-        "seconds_per_phase": duration,
-        "connections": _CONNECTIONS,
     }
 
 
@@ -133,20 +142,8 @@ def compare_together(
         by_label[baseline.label].append(first)
         by_label[candidate.label].append(second)
     _check([r for runs in by_label.values() for r in runs])
-    wall = _ratios(by_label, baseline, candidate, "rps")
-    cpu = _ratios(by_label, baseline, candidate, "rps_per_server_cpu")
     return {
-        "ratio": median(wall),
-        "ratio_per_server_cpu": median(cpu),
-        "round_ratios": [round(r, 4) for r in wall],
-        "round_ratios_per_server_cpu": [round(r, 4) for r in cpu],
-        "rps": {label: [round(r["rps"]) for r in runs] for label, runs in by_label.items()},
-        "median_rps": {
-            label: round(median([r["rps"] for r in runs])) for label, runs in by_label.items()
-        },
-        "server_cpu": {
-            label: [r.get("server_cpu") for r in runs] for label, runs in by_label.items()
-        },
+        **_summary(by_label, baseline, candidate),
         "loadgen_cpu": [r["loadgen_cpu"] for r in by_label[baseline.label]],
         "rounds": rounds,
         "seconds_per_round": duration,

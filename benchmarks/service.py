@@ -26,7 +26,7 @@ from ._common import Goal, Result, Settings, running_server
 from ._emulated import EmulatorCredential, app_environment, new_emulator, served
 from ._throughput import Target, compare
 
-__all__ = ["NAME", "TITLE", "available", "run"]
+__all__ = ["NAME", "TITLE", "run"]
 
 NAME = "service"
 TITLE = "(e) service-issued tokens: cache on / off, cold-start single-flight"
@@ -34,18 +34,6 @@ TITLE = "(e) service-issued tokens: cache on / off, cold-start single-flight"
 ROUTE = "signalr.generate_token"
 _USERS = 2000
 _COLD = 1000
-
-
-def available() -> str | None:
-    """Why service mode cannot be measured in this checkout, or None when it can."""
-    from signalr_asgi_auth._options import Options
-    from signalr_asgi_auth.emulator._app import ROUTE_NAMES
-
-    if "mode" not in Options.__dataclass_fields__:
-        return "service mode (the mode option) is not in this checkout yet"
-    if ROUTE not in ROUTE_NAMES:
-        return f"the emulator has no {ROUTE} route in this checkout yet"
-    return None
 
 
 def _calls_in(emulator: Emulator, windows: list[list[float]]) -> int:
@@ -139,15 +127,4 @@ def _single_flight() -> Result:
 
 
 def run(settings: Settings) -> list[Result]:
-    missing = available()
-    if missing is not None:
-        return [
-            Result(
-                benchmark=NAME,
-                measure=TITLE,
-                value=float("nan"),
-                goal=Goal("info", text="—"),
-                shown=f"skipped: {missing}",
-            )
-        ]
     return [_throughput(settings), _single_flight()]

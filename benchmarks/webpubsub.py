@@ -26,7 +26,6 @@ from signalr_asgi_auth import SignalRAuth, SignalRContext
 
 from ._common import Goal, Result, Settings, median
 from ._emulated import EmulatorCredential, new_emulator, served
-from .service import available
 
 __all__ = ["NAME", "TITLE", "run"]
 
@@ -97,17 +96,6 @@ async def _measure(url: str, credential: EmulatorCredential, repeats: int) -> di
 
 
 def run(settings: Settings) -> list[Result]:
-    missing = available()
-    if missing is not None:
-        return [
-            Result(
-                benchmark=NAME,
-                measure=TITLE,
-                value=float("nan"),
-                goal=Goal("info", text="—"),
-                shown=f"skipped: {missing}",
-            )
-        ]
     emulator = new_emulator()
     credential = EmulatorCredential(emulator)
     with served(emulator) as url:

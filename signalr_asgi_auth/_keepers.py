@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ import httpx2
 
 from ._backoff import Backoff
 from ._client_tokens import SigningKey
+from ._clock import Clock
 from ._credentials import CredentialAdapter, EntraToken
 from ._endpoint import ServiceEndpoint
 from ._errors import NotReadyError, PermissionDeniedError, ServiceError, SignalRAuthError
@@ -79,6 +80,27 @@ class _Attempts:
                 "current": self.failures > 0,
             },
         }
+
+
+async def _refresh_forever(
+    refresh: Callable[[], Awaitable[object]], attempts: _Attempts, clock: Clock, what: str
+) -> None:
+    """Call ``refresh`` whenever ``attempts`` says the next attempt is due (at once at first).
+
+    A refresh records its own outcome and schedules the next attempt; an unexpected error (a bug)
+    is logged with its traceback and retried after a backoff step, never ending the loop.
+    """
+    while True:
+        due = attempts.next_attempt_at
+        if due is not None:
+            await clock.sleep(max(due - clock.now(), 0.0))
+        try:
+            await refresh()
+        except SignalRAuthError:
+            pass  # recorded and logged; the next attempt is scheduled
+        except Exception:
+            logger.exception("Unexpected error while refreshing %s", what)
+            attempts.next_attempt_at = clock.now() + attempts.backoff.delay(attempts.failures + 1)
 
 
 class EntraTokenKeeper:
@@ -146,19 +168,8 @@ class EntraTokenKeeper:
         return token
 
     async def run(self) -> None:
-        """Refresh forever; started in the owning task group."""
-        while True:
-            due = self.attempts.next_attempt_at
-            if due is not None:
-                await self._clock.sleep(max(due - self._clock.now(), 0.0))
-            try:
-                await self.refresh()
-            except SignalRAuthError:
-                pass  # recorded and logged; the next attempt is scheduled
-            except Exception:
-                logger.exception("Unexpected error while refreshing the Entra token")
-                delay = self.attempts.backoff.delay(self.attempts.failures + 1)
-                self.attempts.next_attempt_at = self._clock.now() + delay
+        """Fetch now, then refresh forever; started in the owning task group."""
+        await _refresh_forever(self.refresh, self.attempts, self._clock, "the Entra token")
 
     def health(self) -> dict[str, Any]:
         token = self._token
@@ -347,17 +358,7 @@ class AccessKeyKeeper:
 
     async def run(self) -> None:
         """Fetch now, then refresh forever; started in the owning task group."""
-        while True:
-            try:
-                await self.refresh()
-            except SignalRAuthError:
-                pass  # recorded and logged; the next attempt is scheduled
-            except Exception:
-                logger.exception("Unexpected error while refreshing the SignalR access key")
-                delay = self.attempts.backoff.delay(self.attempts.failures + 1)
-                self.attempts.next_attempt_at = self._clock.now() + delay
-            due = self.attempts.next_attempt_at or self._clock.now()
-            await self._clock.sleep(max(due - self._clock.now(), 0.0))
+        await _refresh_forever(self.refresh, self.attempts, self._clock, "the SignalR access key")
 
     def health(self) -> dict[str, Any]:
         key = self._key

@@ -80,10 +80,10 @@ class _DenialAwareWebSocketProtocol(WebSocketsSansIOProtocol):
             self.handshake_complete = True
 
 
-def _config(app: ASGIApp, *, log_level: str = "warning") -> uvicorn.Config:
+def _config(app: ASGIApp, *, log_level: str = "warning", lifespan: bool = False) -> uvicorn.Config:
     return uvicorn.Config(
         app,
-        lifespan="off",
+        lifespan="on" if lifespan else "off",
         # "websockets" (the legacy implementation) raises DeprecationWarning with websockets >= 14.
         ws=_DenialAwareWebSocketProtocol,
         log_level=log_level,
@@ -131,20 +131,23 @@ def _announced(app: ASGIApp, url: str) -> Iterator[None]:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve_in_thread(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, lifespan: bool = False
+) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a daemon thread; yield ``http://host:port``.
 
-    ``port=0`` picks a free port. The server stops when the block exits (a bounded wait; in-flight
-    requests get about a second).
+    ``port=0`` picks a free port. ``lifespan=True`` runs the app's lifespan as a production server
+    does (the emulator needs none). The server stops when the block exits (a bounded wait;
+    in-flight requests get about a second).
     """
     sock = _bind(host, port)
-    with _announced(app, _base_url(sock)), _running_in_thread(app, sock) as url:
+    with _announced(app, _base_url(sock)), _running_in_thread(app, sock, lifespan) as url:
         yield url
 
 
 @contextmanager
-def _running_in_thread(app: ASGIApp, sock: socket.socket) -> Iterator[str]:
-    server = uvicorn.Server(_config(app))
+def _running_in_thread(app: ASGIApp, sock: socket.socket, lifespan: bool) -> Iterator[str]:
+    server = uvicorn.Server(_config(app, lifespan=lifespan))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="emulator-server", daemon=True
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.types import ASGIApp
 
 from examples import fastapi_app, starlette_app
 from signalr_asgi_auth import SignalRAuth, UpstreamVerifier
+from signalr_asgi_auth.emulator import serve_in_thread
 
 from . import chromium
 
@@ -35,42 +33,13 @@ REDACTED = "[redacted]"
 KINDS = {"all", "user", "group"}
 """Each client receives one broadcast, one message to its user and one to its group."""
 
-_START_TIMEOUT = 15.0
-
 
 @contextmanager
 def serve_app(app: ASGIApp) -> Iterator[str]:
     """Serve an example app with uvicorn in a thread on a free port, lifespan on as in production
     (startup waits for the first key); yield ``http://127.0.0.1:<port>``."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        lifespan="on",
-        ws="none",  # the apps serve no WebSocket: clients connect to the service
-        log_level="warning",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="e2e-app", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                msg = f"The example app did not start within {_START_TIMEOUT} s."
-                raise RuntimeError(msg)
-            time.sleep(0.01)
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(5)
+    with serve_in_thread(app, lifespan=True) as url:
+        yield url
 
 
 def unique_user(prefix: str) -> str:

@@ -19,6 +19,7 @@ from typing import Final
 
 from ._durations import to_seconds
 from ._errors import InvalidInputError, TokenTooLongError, shown
+from ._names import check_id
 from ._options import MAX_TOKEN_LIFETIME, Algorithm
 from ._secrets import Secret
 
@@ -41,7 +42,6 @@ RESERVED_CLAIMS: Final = frozenset(
 """Claim names that carry meaning for JWT validation; a custom claim so named becomes ``asrs.u.<name>``."""
 
 _SYSTEM_PREFIX: Final = "asrs.s."
-_MAX_USER_ID: Final = 1024
 
 Scalar = str | int | float | bool
 ClaimValue = Scalar | Sequence[Scalar]
@@ -104,7 +104,7 @@ def build_claims(
                 raise InvalidInputError(msg)
             payload[written] = _claim_value(name, value)
     if user_id is not None:
-        _check_user_id(user_id)
+        check_id(user_id, "user_id")
         if payload.get("nameid", user_id) != user_id:
             msg = "claims['nameid'] differs from user_id; pass the user id only as user_id=."
             raise InvalidInputError(msg)
@@ -150,18 +150,6 @@ def _is_scalar(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return isinstance(value, str | int | bool)
-
-
-def _check_user_id(user_id: object) -> None:
-    if not isinstance(user_id, str) or not user_id:
-        msg = f"user_id must be a non-empty string, not {shown(user_id)}."
-        raise InvalidInputError(msg)
-    if len(user_id) > _MAX_USER_ID:
-        msg = f"user_id is {len(user_id)} characters long; at most {_MAX_USER_ID} are allowed."
-        raise InvalidInputError(msg)
-    if any(ord(char) < 32 or ord(char) == 127 for char in user_id):
-        msg = "user_id must not contain control characters."
-        raise InvalidInputError(msg)
 
 
 def _roles(roles: Sequence[str] | str) -> list[str]:

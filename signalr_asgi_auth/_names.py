@@ -6,7 +6,10 @@ import re
 
 from ._errors import ConfigurationError, InvalidInputError, shown
 
-__all__ = ["check_application_name", "prefixed_hub"]
+__all__ = ["MAX_ID_LENGTH", "check_application_name", "check_id", "prefixed_hub"]
+
+MAX_ID_LENGTH = 1024
+"""The longest user id, connection id, group name or similar this library passes on."""
 
 _HUB = re.compile(r"[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}")
 _APPLICATION = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -36,3 +39,18 @@ def prefixed_hub(hub: object, application: str | None) -> str:
         raise InvalidInputError(msg)
     hub = hub.lower()
     return f"{application}_{hub}" if application else hub
+
+
+def check_id(value: object, what: str) -> str:
+    """``value`` if it is a usable id (user, connection, group...): a non-empty string of at most
+    :data:`MAX_ID_LENGTH` characters, without control characters. ``what`` names it in errors."""
+    if not isinstance(value, str) or not value:
+        msg = f"{what} must be a non-empty string, not {shown(value)}."
+        raise InvalidInputError(msg)
+    if len(value) > MAX_ID_LENGTH:
+        msg = f"{what} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed."
+        raise InvalidInputError(msg)
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        msg = f"{what} must not contain control characters."
+        raise InvalidInputError(msg)
+    return value

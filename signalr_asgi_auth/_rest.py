@@ -25,7 +25,7 @@ from ._durations import to_seconds
 from ._endpoint import ServiceEndpoint
 from ._errors import InvalidInputError, ServiceError
 from ._keepers import EntraTokenKeeper
-from ._names import prefixed_hub
+from ._names import check_id, prefixed_hub
 from ._options import Options
 from ._rbac import DataAction
 from ._service_errors import service_error, transport_error
@@ -43,7 +43,6 @@ MAX_BODY: Final = 1024 * 1024
 _ATTEMPTS: Final = 3
 _IDEMPOTENT: Final = frozenset({"PUT", "DELETE", "HEAD"})
 _KEY_TOKEN_LIFETIME: Final = 300.0
-_MAX_ID_LENGTH: Final = 1024
 # Retries happen on the caller's request path, so they wait briefly, and not at all when the
 # service asks for a longer pause than this (the error then carries its retry_after).
 _RETRY_INITIAL: Final = 0.5
@@ -170,33 +169,20 @@ class RestClient:
         return jwt, None
 
 
-def _checked(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        msg = f"{what} must be a non-empty string, not {value!r:.80}."
-        raise InvalidInputError(msg)
-    if len(value) > _MAX_ID_LENGTH:
-        msg = f"{what} is {len(value)} characters long; at most {_MAX_ID_LENGTH} are allowed."
-        raise InvalidInputError(msg)
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        msg = f"{what} must not contain control characters."
-        raise InvalidInputError(msg)
-    return value
-
-
 def _segment(value: object, what: str) -> str:
     """``value`` checked and quoted as one path segment."""
-    return quote(_checked(value, what), safe="")
+    return quote(check_id(value, what), safe="")
 
 
 def _excluded(connection_ids: Sequence[str]) -> list[tuple[str, str]]:
     if isinstance(connection_ids, str) or not isinstance(connection_ids, Sequence):
         msg = "excluded must be a list of connection ids, not a single string or other value."
         raise InvalidInputError(msg)
-    return [("excluded", _checked(cid, "Each excluded connection id")) for cid in connection_ids]
+    return [("excluded", check_id(cid, "Each excluded connection id")) for cid in connection_ids]
 
 
 def _payload(target: object, arguments: tuple[object, ...]) -> bytes:
-    target = _checked(target, "target (the client method to invoke)")
+    target = check_id(target, "target (the client method to invoke)")
     try:
         body = json.dumps(
             {"target": target, "arguments": list(arguments)}, separators=(",", ":"), allow_nan=False
@@ -419,7 +405,7 @@ class HubClient:
     async def close_connection(self, connection_id: str, *, reason: str | None = None) -> None:
         """Close a client connection; ``reason`` reaches the client in its close message."""
         connection = _segment(connection_id, "connection_id")
-        params = [] if reason is None else [("reason", _checked(reason, "reason"))]
+        params = [] if reason is None else [("reason", check_id(reason, "reason"))]
         await self._call(
             "DELETE",
             f"/connections/{connection}",

@@ -115,32 +115,45 @@ def _check(reports: Sequence[dict[str, Any]]) -> None:
 
 
 def compare_together(
-    baseline: Target, candidate: Target, *, settings: Settings, rounds: int, duration: float
+    baseline: Target,
+    candidate: Target,
+    *,
+    settings: Settings,
+    rounds: int,
+    duration: float,
+    swapped: tuple[Target, Target] | None = None,
 ) -> dict[str, Any]:
     """Like :func:`compare`, for two server processes on the same core loaded at the same time.
 
     Both are saturated, so the scheduler shares the core between them; whatever else the machine
     runs takes from both alike, and each one's requests per second of its own CPU time compare
-    their costs per request. Each round is one simultaneous phase.
+    their costs per request. Each round is one simultaneous phase. ``swapped`` (the baseline and
+    the candidate again, each on the other's server) is used in every other round, so that a
+    difference between the two processes counts against both alike.
     """
     duration = settings.seconds(duration)
     rounds = max(settings.count(rounds), 2)
-    pair = [
-        _phase(baseline, duration=duration, warmup=_PHASE_WARMUP),
-        _phase(candidate, duration=duration, warmup=_PHASE_WARMUP),
+    pairs = [(baseline, candidate), swapped or (candidate, baseline)]
+    warm = [
+        _phase(target, duration=settings.seconds(_FIRST_WARMUP), warmup=0.0)
+        for target in (baseline, candidate)
     ]
-    warm = [dict(p, duration=settings.seconds(_FIRST_WARMUP), warmup=0.0) for p in pair]
     plan = {
         "phases": [{"together": warm}]
-        + [{"together": pair if n % 2 == 0 else pair[::-1]} for n in range(rounds)]
+        + [
+            {
+                "together": [
+                    _phase(target, duration=duration, warmup=_PHASE_WARMUP)
+                    for target in pairs[number % 2]
+                ]
+            }
+            for number in range(rounds)
+        ]
     }
     by_label: dict[str, list[dict[str, Any]]] = {baseline.label: [], candidate.label: []}
     for number, entry in enumerate(run_loadgen(plan)[1:]):
-        first, second = entry["together"]
-        if number % 2:
-            first, second = second, first
-        by_label[baseline.label].append(first)
-        by_label[candidate.label].append(second)
+        for target, report in zip(pairs[number % 2], entry["together"], strict=True):
+            by_label[target.label].append(report)
     _check([r for runs in by_label.values() for r in runs])
     return {
         **_summary(by_label, baseline, candidate),

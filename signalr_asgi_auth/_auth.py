@@ -69,7 +69,6 @@ class _Runtime:
             key = _static_signing_key(auth._access_key)
             self.issuer = ClientTokenIssuer(
                 mode="key",
-                endpoint=auth.endpoint,
                 options=options,
                 keys=StaticKey(key),
                 service=None,
@@ -102,7 +101,6 @@ class _Runtime:
                 )
             self.issuer = ClientTokenIssuer(
                 mode=options.mode,
-                endpoint=auth.endpoint,
                 options=options,
                 keys=self.keys,
                 service=self.service,

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._client_tokens import ClaimValue, build_claims, check_lifetime
 from ._endpoint import ServiceEndpoint
-from ._names import prefixed_hub
+from ._hubs import HubAddresses
 from ._options import Options
 from ._rest import HubClient, RestClient
 from ._signing import ClientTokenIssuer, KeySource, StaticKey
@@ -39,6 +39,7 @@ class SignalRContext:
         self._issuer = issuer
         self._health = health
         self._rest = rest
+        self._hubs = HubAddresses(endpoint, options.application_name)
 
     def __repr__(self) -> str:
         return f"SignalRContext(endpoint={self.endpoint.endpoint!r})"
@@ -59,11 +60,14 @@ class SignalRContext:
         and :class:`ServiceError` when SignalR Service fails to issue a token. A service-issued
         token lives whole minutes: ``lifetime`` is rounded up to the next minute.
         """
-        prefixed = prefixed_hub(hub, self._options.application_name)
-        token = await self._token(
-            hub, prefixed, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime
+        address = self._hubs.get(hub)
+        token = await self._issuer.issue(
+            address,
+            user_id=user_id,
+            payload=build_claims(user_id=user_id, claims=claims, roles=roles),
+            lifetime=self._lifetime(lifetime),
         )
-        return {"url": self.endpoint.client_url(prefixed), "accessToken": token}
+        return {"url": address.url, "accessToken": token}
 
     async def client_token(
         self,
@@ -75,14 +79,16 @@ class SignalRContext:
         lifetime: float | timedelta | None = None,
     ) -> str:
         """A client access token for ``hub`` alone (for clients that know the service URL)."""
-        prefixed = prefixed_hub(hub, self._options.application_name)
-        return await self._token(
-            hub, prefixed, user_id=user_id, claims=claims, roles=roles, lifetime=lifetime
+        return await self._issuer.issue(
+            self._hubs.get(hub),
+            user_id=user_id,
+            payload=build_claims(user_id=user_id, claims=claims, roles=roles),
+            lifetime=self._lifetime(lifetime),
         )
 
     def client_url(self, hub: str) -> str:
         """Where clients of ``hub`` connect: ``{client endpoint}/client/?hub={hub}``."""
-        return self.endpoint.client_url(prefixed_hub(hub, self._options.application_name))
+        return self._hubs.get(hub).url
 
     def hub(self, name: str) -> HubClient:
         """The REST API client for hub ``name``: send to everyone, a user, a group or a connection,
@@ -93,22 +99,5 @@ class SignalRContext:
         """A JSON-ready snapshot of the keepers (no secrets); see :meth:`SignalRAuth.health`."""
         return self._health()
 
-    async def _token(
-        self,
-        hub: str,
-        prefixed: str,
-        *,
-        user_id: str | None,
-        claims: Mapping[str, ClaimValue] | None,
-        roles: Sequence[str],
-        lifetime: float | timedelta | None,
-    ) -> str:
-        seconds = self._options.token_lifetime if lifetime is None else check_lifetime(lifetime)
-        payload = build_claims(user_id=user_id, claims=claims, roles=roles)
-        return await self._issuer.issue(
-            hub=prefixed_hub(hub, None),
-            prefixed=prefixed,
-            user_id=user_id,
-            payload=payload,
-            lifetime=seconds,
-        )
+    def _lifetime(self, lifetime: float | timedelta | None) -> float:
+        return self._options.token_lifetime if lifetime is None else check_lifetime(lifetime)

@@ -13,6 +13,7 @@ MAX_ID_LENGTH = 1024
 
 _HUB = re.compile(r"[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}")
 _APPLICATION = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_application_name(name: str | None) -> str | None:
@@ -50,7 +51,7 @@ def check_id(value: object, what: str) -> str:
     if len(value) > MAX_ID_LENGTH:
         msg = f"{what} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed."
         raise InvalidInputError(msg)
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+    if _CONTROL.search(value):
         msg = f"{what} must not contain control characters."
         raise InvalidInputError(msg)
     return value

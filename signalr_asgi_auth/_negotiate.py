@@ -11,6 +11,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, TypeAlias, TypeVar, Union
 
 from starlette.requests import HTTPConnection, Request
@@ -39,7 +40,10 @@ PerRequest: TypeAlias = Union[T, Callable[[Request], Union[T, Awaitable[T]]]]  #
 
 _SERVICE_RETRY_AFTER = 5
 _METHODS = ("GET", "HEAD", "POST")
-_NO_STORE = {"Cache-Control": "no-store"}
+_REPLY = '{"url":%s,"accessToken":%s}'
+_PLAIN = (str, type(None), int, float, dict, list, tuple, timedelta)
+"""What per-request functions usually return: no need to ask whether it is awaitable."""
+_REPLY_HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"no-store"))
 
 
 def get_context(connection: HTTPConnection) -> SignalRContext:
@@ -83,15 +87,6 @@ async def signalr_exception_handler(request: Request, exc: Exception) -> Respons
     return error_response(exc)
 
 
-async def _resolve(value: PerRequest[T], request: Request) -> T:
-    if callable(value):
-        result = value(request)
-        if inspect.isawaitable(result):
-            return await result
-        return result
-    return value
-
-
 def negotiate_endpoint(
     hub: str,
     *,
@@ -124,42 +119,49 @@ class _NegotiateEndpoint:
         lifetime: PerRequest[float | timedelta | None],
     ) -> None:
         self.hub = hub
-        self._user_id = user_id
-        self._claims = claims
-        self._roles = roles
-        self._lifetime = lifetime
         arguments = {"user_id": user_id, "claims": claims, "roles": roles, "lifetime": lifetime}
-        # None when any argument depends on the request; else the arguments, checked per call.
-        self._static: dict[str, Any] | None = (
-            None if any(callable(value) for value in arguments.values()) else arguments
+        self._fixed: dict[str, Any] = {
+            name: value for name, value in arguments.items() if not callable(value)
+        }
+        self._per_request: tuple[tuple[str, Callable[[Request], Any]], ...] = tuple(
+            (name, value) for name, value in arguments.items() if callable(value)
         )
 
     def __repr__(self) -> str:
         return f"negotiate_endpoint({self.hub!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        if request.method not in _METHODS:
+        if scope["method"] not in _METHODS:
             response: Response = PlainTextResponse(
                 "Method Not Allowed", status_code=405, headers={"Allow": ", ".join(_METHODS)}
             )
-        else:
-            response = await self._answer(request)
-        await response(scope, receive, send)
-
-    async def _answer(self, request: Request) -> Response:
+            await response(scope, receive, send)
+            return
         try:
-            context = get_context(request)
-            if self._static is not None:
-                reply = await context.negotiate(self.hub, **self._static)
-            else:
-                reply = await context.negotiate(
-                    self.hub,
-                    user_id=await _resolve(self._user_id, request),
-                    claims=await _resolve(self._claims, request),
-                    roles=await _resolve(self._roles, request),
-                    lifetime=await _resolve(self._lifetime, request),
-                )
+            reply = await self._negotiate(scope, receive)
         except SignalRAuthError as exc:
-            return error_response(exc)
-        return JSONResponse(reply, headers=_NO_STORE)
+            await error_response(exc)(scope, receive, send)
+            return
+        # Written by hand rather than through JSONResponse: two known string members, and a
+        # negotiation pays for every microsecond (benchmarks/negotiate.py).
+        body = _REPLY % (_json_string(reply["url"]), _json_string(reply["accessToken"]))
+        encoded = body.encode()
+        headers = [*_REPLY_HEADERS, (b"content-length", b"%d" % len(encoded))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": encoded})
+
+    async def _negotiate(self, scope: Scope, receive: Receive) -> dict[str, str]:
+        state = scope.get("state")
+        context = state.get(STATE_KEY) if isinstance(state, dict) else None
+        if not isinstance(context, SignalRContext):
+            context = get_context(Request(scope, receive))  # raises what is missing
+        if not self._per_request:
+            return await context.negotiate(self.hub, **self._fixed)
+        request = Request(scope, receive)
+        arguments = dict(self._fixed)
+        for name, function in self._per_request:
+            value = function(request)
+            if not isinstance(value, _PLAIN) and inspect.isawaitable(value):
+                value = await value
+            arguments[name] = value
+        return await context.negotiate(self.hub, **arguments)

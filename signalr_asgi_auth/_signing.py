@@ -15,8 +15,8 @@ from typing import Literal, Protocol
 import anyio
 
 from ._client_tokens import SigningKey, mint_client_token
-from ._endpoint import ServiceEndpoint
 from ._errors import InvalidInputError, NotReadyError, PermissionDeniedError, SignalRAuthError
+from ._hubs import HubAddress
 from ._options import Mode, Options
 from ._rbac import REST_API_OWNER, SERVICE_OWNER, SIGNALR_APP_SERVER
 from ._service_tokens import ServiceTokens
@@ -69,14 +69,12 @@ class ClientTokenIssuer:
         self,
         *,
         mode: Mode,
-        endpoint: ServiceEndpoint,
         options: Options,
         keys: KeySource | None,
         service: ServiceTokens | None,
     ) -> None:
         self.mode = mode
         self.service = service
-        self._endpoint = endpoint
         self._options = options
         self._keys = keys
         self._fallback: _Fallback | None = None
@@ -90,30 +88,28 @@ class ClientTokenIssuer:
 
     async def issue(
         self,
+        hub: HubAddress,
         *,
-        hub: str,
-        prefixed: str,
         user_id: str | None,
         payload: Mapping[str, object],
         lifetime: float,
     ) -> str:
-        """A client token for ``hub`` (bare, lower-case; ``prefixed`` with the application).
-
-        ``payload`` is the checked claims; ``lifetime`` is in seconds.
-        """
+        """A client token for ``hub``; ``payload`` is the checked claims, ``lifetime`` in seconds."""
         if self._keys is None:
-            return await self._from_service(hub, user_id, payload, lifetime, falling_back=False)
+            return await self._from_service(
+                hub.name, user_id, payload, lifetime, falling_back=False
+            )
         try:
             key = self._keys.current()
         except NotReadyError as exc:
             if not self._may_fall_back(exc):
                 raise
-            return await self._fall_back(exc, hub, user_id, payload, lifetime)
+            return await self._fall_back(exc, hub.name, user_id, payload, lifetime)
         if self._fallback is not None and key is not self._fallback.key:
             self._end_fallback()
         return mint_client_token(
             key,
-            audience=self._endpoint.client_audience(prefixed),
+            audience=hub.audience,
             claims=payload,
             lifetime=lifetime,
             now=self._options.clock.now(),

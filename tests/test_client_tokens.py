@@ -497,3 +497,73 @@ def test_any_valid_input_verifies_and_round_trips(
 
     assert verify(token, algorithm) == expected
     assert len(token) <= MAX_TOKEN_LENGTH
+
+
+def _payload_text(token: str) -> str:
+    part = token.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("ascii")
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    user_id=st.none() | _user_ids,
+    claims=st.dictionaries(_names, _values, max_size=4),
+    roles=_roles,
+    now=st.floats(min_value=0, max_value=2**33),
+    lifetime=st.floats(min_value=0.001, max_value=86400),
+)
+def test_payload_is_exactly_what_json_dumps_writes(
+    user_id: str | None, claims: dict[str, Any], roles: list[str], now: float, lifetime: float
+) -> None:
+    # The payload's JSON is written by hand for speed; it must be byte for byte the standard one.
+    built = build_claims(user_id=user_id, claims=claims, roles=roles)
+    token = mint_client_token(
+        signing_key(), audience=AUDIENCE, claims=built, lifetime=lifetime, now=now
+    )
+    issued = int(now)
+    standard = {
+        **built,
+        "nbf": issued,
+        "exp": max(int(now + lifetime), issued + 1),
+        "iat": issued,
+        "aud": AUDIENCE,
+    }
+    assert _payload_text(token) == json.dumps(standard, separators=(",", ":"), allow_nan=False)
+
+
+def test_non_ascii_claims_and_audience_are_escaped_like_json_dumps() -> None:
+    audience = "https://bücher.example/client/?hub=chat"
+    claims = {"näme": "Zoë 🙂", "asrs.s.uid": "ü"}
+    token = mint_client_token(signing_key(), audience=audience, claims=claims, lifetime=60, now=0)
+    text = _payload_text(token)
+    assert text == json.dumps(
+        {**claims, "nbf": 0, "exp": 60, "iat": 0, "aud": audience}, separators=(",", ":")
+    )
+    assert "\\u00fc" in text
+    assert "\\ud83d\\ude42" in text
+
+
+def test_time_claims_given_to_mint_are_replaced_not_repeated() -> None:
+    # build_claims renames these; a caller of mint_client_token that passes them gets the token's
+    # own values, once each (a JSON object with a repeated name means different things to parsers).
+    now = int(time.time())
+    token = mint_client_token(
+        signing_key(),
+        audience=AUDIENCE,
+        claims={"exp": 1, "nbf": 2, "iat": 3, "aud": "other", "x": 1},
+        lifetime=60,
+        now=now,
+    )
+    text = _payload_text(token)
+    times = f'"nbf":{now},"exp":{now + 60},"iat":{now}'
+    assert text == f'{{"x":1,{times},"aud":{json.dumps(AUDIENCE)}}}'
+    assert verify(token)["exp"] == now + 60
+
+
+@pytest.mark.parametrize(
+    ("claims", "error"),
+    [({"x": math.nan}, "cannot be written as JSON"), ({1: "x"}, "cannot be written as JSON")],
+)
+def test_mint_refuses_claims_that_are_not_json(claims: dict[Any, Any], error: str) -> None:
+    with pytest.raises(InvalidInputError, match=error):
+        mint_client_token(signing_key(), audience=AUDIENCE, claims=claims, lifetime=60, now=0)

@@ -57,7 +57,7 @@ def _summary(latencies: Sequence[float]) -> dict[str, Any]:
 
 def run(settings: Settings) -> list[Result]:
     emulator = new_emulator(token_lifetime=_TOKEN_LIFETIME)
-    duration = settings.seconds(16.0)
+    duration = settings.seconds(30.0)
     with (
         served(emulator) as emulator_url,
         running_server([], env=app_environment(emulator, emulator_url)) as server,

@@ -37,7 +37,7 @@ _FLAGS = (
     "--no-default-browser-check",
     "--remote-debugging-port=0",
 )
-_START_TIMEOUT = 20.0
+_START_TIMEOUT = 60.0  # a cold first start (fonts, page cache) once took over 20 s here
 _CALL_TIMEOUT = 10.0
 
 

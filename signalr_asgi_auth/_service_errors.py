@@ -85,7 +85,7 @@ def _reply_detail(response: httpx2.Response, token: str | None) -> str:
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, str) or not message.strip():
         return ""
-    return f": {scrub(message, token)}"
+    return f": {scrub(message, token).strip().rstrip('.')}"  # the sentence ends after it
 
 
 def _retry_after(response: httpx2.Response) -> float | None:

@@ -4,6 +4,13 @@ The path for identities that may not fetch the temporary access key (SignalR RES
 service signs each token. A token is reused for ``service_token_cache_fraction`` of its lifetime,
 per (endpoint, hub, user id, lifetime in minutes), in an LRU cache of at most
 ``service_token_cache_size`` tokens; concurrent negotiations for one of those share one request.
+
+When the service says to wait (429 or 503 with ``Retry-After``) or refuses this identity (403), it is
+not asked again for a while, whichever users negotiate: until the ``Retry-After`` (at most five
+minutes; five seconds after a 429 without one), or for ten seconds after a 403. Meanwhile negotiations fail at once with that answer; then
+one request asks again while the others keep failing at once, and its answer ends or renews the wait.
+Many users negotiating through a missing role or a throttled service would otherwise send one request
+each.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import httpx2
 from jwt.utils import base64url_decode
 
 from ._endpoint import ServiceEndpoint
-from ._errors import ServiceError, SignalRAuthError
+from ._errors import PermissionDeniedError, ServiceError, SignalRAuthError
 from ._keepers import EntraTokenKeeper, entra_call, isoformat
 from ._options import Options
 from ._rbac import DataAction
@@ -39,11 +46,25 @@ _CacheKey = tuple[str, str | None, str, str | None, int]
 """Endpoint, application, hub, user id, minutes to expire."""
 
 _PROBE_HUB: Final = "signalr_asgi_auth_probe"
+_FORBIDDEN_WAIT: Final = 10.0
+"""Seconds without asking again after a 403 (a role assignment takes minutes to reach the service)."""
+_THROTTLED_WAIT: Final = 5.0
+"""Seconds without asking again after a 429 that gives no ``Retry-After``."""
+_MAX_WAIT: Final = 300.0
+"""The longest ``Retry-After`` obeyed, so that a wrong value cannot stop the app for hours."""
 
 
 def minutes_to_expire(lifetime: float) -> int:
     """The API takes whole minutes: ``lifetime`` seconds rounded up, and at least one."""
     return max(1, math.ceil(lifetime / 60))
+
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    """No request to the service before ``until``: cache misses get ``error`` at once."""
+
+    until: float
+    error: SignalRAuthError
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -80,6 +101,9 @@ class ServiceTokens:
         self.failures = 0
         self.last_error: SignalRAuthError | None = None
         self._last_error_at: float | None = None
+        self._wait: _Wait | None = None
+        self.held_back = 0
+        """Negotiations answered with the last error while the service was not to be asked."""
 
     def __repr__(self) -> str:
         return (
@@ -97,6 +121,7 @@ class ServiceTokens:
             self.hits += 1
             return cached.token
         self.misses += 1
+        self._wait_or_ask()
         issued = await self._flight.run(key, partial(self._fetch_recorded, key))
         return issued.token
 
@@ -110,6 +135,29 @@ class ServiceTokens:
             return exc
         return None
 
+    def _wait_or_ask(self) -> None:
+        """Raise the last error while the service is not to be asked; after that, let this one
+        request through and hold the others back until its answer (or its timeout)."""
+        wait = self._wait
+        if wait is None:
+            return
+        now = self._clock.now()
+        if now < wait.until:
+            self.held_back += 1
+            # The same exception each time, as concurrent callers of one request share it; its
+            # traceback is reset so that it does not grow with every raise.
+            raise wait.error.with_traceback(None)
+        self._wait = _Wait(until=now + self._timeout, error=wait.error)
+
+    def _wait_after(self, error: SignalRAuthError) -> _Wait | None:
+        if isinstance(error, PermissionDeniedError):
+            seconds = _FORBIDDEN_WAIT
+        elif isinstance(error, ServiceError) and (error.retry_after or error.status == 429):
+            seconds = min(error.retry_after or _THROTTLED_WAIT, _MAX_WAIT)
+        else:
+            return None  # a 500 or a timeout may be over at the next request
+        return _Wait(until=self._clock.now() + seconds, error=error)
+
     def clear(self) -> None:
         """Forget every cached token (local signing is back; they would only take memory)."""
         self._cache.clear()
@@ -120,6 +168,7 @@ class ServiceTokens:
         except SignalRAuthError as exc:
             self.failures += 1
             self.last_error, self._last_error_at = exc, self._clock.now()
+            self._wait = self._wait_after(exc)
             # The negotiate endpoint logs every failed negotiation; here only the first of a run.
             log = logger.warning if self.failures == 1 else logger.debug
             log("Getting a client token from SignalR Service failed: %s", exc)
@@ -127,6 +176,7 @@ class ServiceTokens:
         if self.failures:
             logger.info("SignalR Service issues client tokens again.")
         self.failures = 0
+        self._wait = None
         if store:
             self._store(key, issued)
         return issued
@@ -193,6 +243,8 @@ class ServiceTokens:
             "requests": self.requests,
             "evictions": self.evictions,
             "consecutive_failures": self.failures,
+            "held_back": self.held_back,
+            "not_asking_until": None if self._wait is None else isoformat(self._wait.until),
             "last_error": None
             if error is None
             else {

@@ -354,20 +354,140 @@ async def test_service_errors_answer_503_and_clear_up(
     fault: dict[str, Any],
     words: str,
 ) -> None:
-    auth = auth_for(emulator, emulator_url, owner, mode="service", request_timeout=0.3)
-    async with negotiate_app(auth) as client:
+    clock = SteppedClock()
+    auth = auth_for(emulator, emulator_url, owner, mode="service", request_timeout=0.3, clock=clock)
+    # After a 403, or an answer with Retry-After, the service is not asked again for a while.
+    waits = fault.get("status") == 403 or "headers" in fault
+    async with negotiate_app(auth, user_id=lambda request: request.query_params["user"]) as client:
         injected = emulator.inject("signalr.generate_token", **fault)
-        failed = await client.post("/chat/negotiate")
+        failed = await client.post("/chat/negotiate?user=alice")
         emulator.remove_fault(injected)
-        recovered = await client.post("/chat/negotiate")
+        calls = service_calls(emulator)
+        second = await client.post("/chat/negotiate?user=bob")
+        if waits:
+            clock.offset += 11
+            recovered = await client.post("/chat/negotiate?user=bob")
+        else:
+            recovered = second
 
     assert failed.status_code == 503, failed.text
     assert failed.json()["code"] == "service_error"
     assert words in failed.json()["error"]
     expected_retry = "7" if fault.get("headers") else "5"
     assert failed.headers["retry-after"] == expected_retry
+    if waits:
+        assert second.status_code == 503
+        assert second.json() == failed.json()
+        assert service_calls(emulator) == calls + 1  # only the one after the wait
     assert recovered.status_code == 200, recovered.text
     service_claims(recovered.json()["accessToken"], emulator)
+
+
+async def test_after_a_403_the_service_is_not_asked_again_whoever_negotiates(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    app_server = principal_with_role(emulator, "SignalR App Server")  # no client-token role
+    clock = SteppedClock()
+    auth = auth_for(emulator, emulator_url, app_server, mode="service", clock=clock)
+    async with negotiate_app(auth, user_id=lambda request: request.query_params["user"]) as client:
+        first = await client.post("/chat/negotiate?user=u0")
+        calls = service_calls(emulator)
+        held = [await client.post(f"/chat/negotiate?user=u{n}") for n in range(1, 50)]
+        emulator.assign(app_server, REST_API_OWNER)  # fixed: noticed once the wait is over
+        still_held = await client.post("/chat/negotiate?user=late")
+        clock.offset += 10.5
+        recovered = await client.post("/chat/negotiate?user=late")
+        health = auth.health()["service_tokens"]
+
+    assert first.status_code == 503
+    assert "refused to get a client token for hub 'chat' (403 Forbidden)" in first.json()["error"]
+    assert [answer.json() for answer in [*held, still_held]] == [first.json()] * 50
+    assert calls >= 1
+    assert recovered.status_code == 200, recovered.text
+    assert service_calls(emulator) == calls + 1
+    assert health["held_back"] == 50
+    assert health["not_asking_until"] is None
+
+
+async def test_retry_after_is_obeyed_and_then_one_request_asks_for_everyone(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], owner: Principal
+) -> None:
+    clock = SteppedClock()
+    auth = auth_for(emulator, emulator_url, owner, mode="service", clock=clock)
+    async with negotiate_app(auth, user_id=lambda request: request.query_params["user"]) as client:
+        await client.post("/chat/negotiate?user=warm")
+        injected = emulator.inject(
+            "signalr.generate_token", status=429, headers={"Retry-After": "30"}, delay=0.3
+        )
+        before = service_calls(emulator)
+        during = [await client.post(f"/chat/negotiate?user=a{n}") for n in range(20)]
+        during_calls = service_calls(emulator) - before
+        clock.offset += 29
+        late = await client.post("/chat/negotiate?user=b")
+        clock.offset += 2  # the wait is over; still throttled
+        answers: list[httpx2.Response] = []
+
+        async def negotiate(user: str) -> None:
+            answers.append(await client.post(f"/chat/negotiate?user={user}"))
+
+        async with anyio.create_task_group() as tasks:
+            for n in range(20):
+                tasks.start_soon(negotiate, f"c{n}")
+        after_wait_calls = service_calls(emulator) - before
+        emulator.remove_fault(injected)
+        clock.offset += 31
+        recovered = await client.post("/chat/negotiate?user=d")
+
+    assert during_calls == 1
+    assert {answer.status_code for answer in during} == {503}
+    assert {answer.headers["retry-after"] for answer in during} == {"30"}
+    assert (
+        "throttling requests to get a client token for hub 'chat' (429" in during[0].json()["error"]
+    )
+    assert late.status_code == 503
+    assert after_wait_calls == 2  # one request for the twenty, the others answered at once
+    assert {answer.status_code for answer in answers} == {503}
+    assert recovered.status_code == 200, recovered.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"), [({}, 5.0), ({"Retry-After": "86400"}, 300.0)], ids=["none", "a-day"]
+)
+async def test_a_429_waits_five_seconds_without_retry_after_and_at_most_five_minutes(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    owner: Principal,
+    headers: dict[str, str],
+    wait: float,
+) -> None:
+    clock = SteppedClock()
+    auth = auth_for(emulator, emulator_url, owner, mode="service", clock=clock)
+    async with negotiate_app(auth, user_id=lambda request: request.query_params["user"]) as client:
+        await client.post("/chat/negotiate?user=warm")
+        emulator.inject("signalr.generate_token", status=429, headers=headers, times=1)
+        throttled = await client.post("/chat/negotiate?user=a")
+        clock.offset += wait - 0.5
+        held = await client.post("/chat/negotiate?user=b")
+        clock.offset += 1.0
+        asked = await client.post("/chat/negotiate?user=b")
+
+    assert (throttled.status_code, held.status_code) == (503, 503)
+    assert held.json() == throttled.json()
+    assert asked.status_code == 200, asked.text
+
+
+async def test_auto_without_either_role_does_not_ask_the_service_per_user(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    nobody = emulator.add_principal("nobody")
+    auth = auth_for(emulator, emulator_url, nobody, startup_timeout=0.5)
+    async with negotiate_app(auth, user_id=lambda request: request.query_params["user"]) as client:
+        answers = [await client.post(f"/chat/negotiate?user=u{n}") for n in range(30)]
+
+    assert {answer.status_code for answer in answers} == {503}
+    assert {answer.json()["code"] for answer in answers} == {"not_ready"}
+    assert service_calls(emulator) <= 2  # the startup probe, and perhaps one after its wait
 
 
 async def test_no_secret_in_reprs_health_or_errors(

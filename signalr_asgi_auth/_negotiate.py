@@ -29,6 +29,7 @@ from ._errors import (
 )
 from ._middleware import STATE_KEY
 from ._names import prefixed_hub
+from ._repeated_warnings import RepeatedWarnings
 
 __all__ = ["error_response", "get_context", "negotiate_endpoint", "signalr_exception_handler"]
 
@@ -38,6 +39,7 @@ T = TypeVar("T")
 PerRequest: TypeAlias = Union[T, Callable[[Request], Union[T, Awaitable[T]]]]  # noqa: UP007
 """A value, or a function of the request that returns it (sync or async)."""
 
+_failures = RepeatedWarnings(logger, "Negotiation failed")
 _SERVICE_RETRY_AFTER = 5
 _METHODS = ("GET", "HEAD", "POST")
 _REPLY = '{"url":%s,"accessToken":%s}'
@@ -75,7 +77,7 @@ def error_response(exc: SignalRAuthError) -> JSONResponse:
         retry = exc.retry_after if isinstance(exc, ServiceError) and exc.retry_after else None
         headers["Retry-After"] = str(max(1, math.ceil(retry or _SERVICE_RETRY_AFTER)))
     if status >= 500:
-        logger.warning("Negotiation failed: %s", exc)
+        _failures.warn(str(exc))
     return JSONResponse({"code": code, "error": str(exc)}, status_code=status, headers=headers)
 
 

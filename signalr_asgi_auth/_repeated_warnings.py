@@ -1,0 +1,52 @@
+"""Warnings that repeat while an outage lasts: logged once, then summed up once a minute."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+__all__ = ["RepeatedWarnings"]
+
+
+class RepeatedWarnings:
+    """Logs ``"{prefix}: {message}"`` at WARNING the first time, and again when the message
+    changes; while the same message repeats, at most once per ``interval`` seconds, with how many
+    times it repeated meanwhile. The repeats in between go to DEBUG.
+
+    A failed negotiation is logged this way: during an outage every negotiation fails the same way,
+    and a busy app would otherwise write a warning per request.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        prefix: str,
+        *,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._prefix = prefix
+        self._interval = interval
+        self._clock = clock
+        self._message: str | None = None
+        self._logged_at = 0.0
+        self._repeats = 0
+
+    def __repr__(self) -> str:
+        return f"RepeatedWarnings({self._prefix!r}, interval={self._interval})"
+
+    def warn(self, message: str) -> None:
+        now = self._clock()
+        if message != self._message:
+            self._message, self._logged_at, self._repeats = message, now, 0
+            self._logger.warning("%s: %s", self._prefix, message)
+        elif now - self._logged_at >= self._interval:
+            repeats, self._logged_at, self._repeats = self._repeats, now, 0
+            self._logger.warning(
+                "%s: %s (%d more times since the last warning)", self._prefix, message, repeats + 1
+            )
+        else:
+            self._repeats += 1
+            self._logger.debug("%s: %s", self._prefix, message)

@@ -301,16 +301,17 @@ class SignalRAuth:
             )
             raise ConfigurationError(msg)
         entra = credential is not None or settings.auth_type is not None
+        built = Options.build(**options)
         auth = cls.__new__(cls)
         auth._setup(
             settings.endpoint,
             credential=credential,
-            factory=partial(credential_from_settings, settings)
+            factory=partial(credential_from_settings, settings, timeout=built.credential_timeout)
             if credential is None and entra
             else None,
             access_key=None if entra else settings.access_key,
             http_client=http_client,
-            options=Options.build(**options),
+            options=built,
         )
         return auth
 

@@ -193,26 +193,38 @@ class CredentialAdapter:
             logger.debug("Closing %s failed", self.name, exc_info=True)
 
 
-def credential_from_settings(settings: ConnectionSettings) -> AnyCredential:
+def credential_from_settings(
+    settings: ConnectionSettings, *, timeout: float | None = None
+) -> AnyCredential:
     """The azure-identity credential a connection string's ``AuthType`` asks for (as the C# SDK picks).
 
     Sync credentials: they run in worker threads, so they work under asyncio and trio alike and need
-    no aiohttp.
+    no aiohttp. ``timeout`` (the ``credential_timeout`` option) bounds each of their HTTP attempts,
+    which azure-core would otherwise let take 300 s: :class:`CredentialAdapter` stops waiting after
+    ``timeout``, but the worker thread lives until the call ends: azure-core retries a read timeout
+    three times, about 5 s apart in all, so a hung identity endpoint now holds a thread for
+    ``4 * timeout + 5`` s or so rather than 20 minutes.
     """
     import azure.identity as identity
 
     auth_type, client_id = settings.auth_type, settings.client_id
+    transport: dict[str, Any] = (
+        {} if timeout is None else {"connection_timeout": timeout, "read_timeout": timeout}
+    )
     build: Callable[[], AnyCredential]
     if auth_type == "azure":
-        build = partial(identity.DefaultAzureCredential, managed_identity_client_id=client_id)
+        build = partial(
+            identity.DefaultAzureCredential, managed_identity_client_id=client_id, **transport
+        )
     elif auth_type == "azure.msi" or (auth_type == "aad" and not settings.tenant_id):
-        build = partial(identity.ManagedIdentityCredential, client_id=client_id)
+        build = partial(identity.ManagedIdentityCredential, client_id=client_id, **transport)
     elif settings.client_secret is not None:
         build = partial(
             identity.ClientSecretCredential,
             settings.tenant_id or "",
             client_id or "",
             settings.client_secret.reveal(),
+            **transport,
         )
     elif settings.client_cert_path is not None:
         build = partial(
@@ -220,6 +232,7 @@ def credential_from_settings(settings: ConnectionSettings) -> AnyCredential:
             settings.tenant_id or "",
             client_id or "",
             certificate_path=settings.client_cert_path,
+            **transport,
         )
     else:
         msg = f"AuthType {auth_type!r} needs ClientSecret or ClientCert in the connection string."

@@ -200,10 +200,10 @@ def credential_from_settings(
 
     Sync credentials: they run in worker threads, so they work under asyncio and trio alike and need
     no aiohttp. ``timeout`` (the ``credential_timeout`` option) bounds each of their HTTP attempts,
-    which azure-core would otherwise let take 300 s: :class:`CredentialAdapter` stops waiting after
-    ``timeout``, but the worker thread lives until the call ends: azure-core retries a read timeout
-    three times, about 5 s apart in all, so a hung identity endpoint now holds a thread for
-    ``4 * timeout + 5`` s or so rather than 20 minutes.
+    which azure-core would otherwise let take 300 s. :class:`CredentialAdapter` stops waiting after
+    ``timeout`` either way, but the worker thread lives until the call ends, and azure-core retries
+    a read timeout three times, about 5 s apart in all: a hung identity endpoint holds a thread for
+    about ``4 * timeout + 5`` s, not 20 minutes.
     """
     import azure.identity as identity
 

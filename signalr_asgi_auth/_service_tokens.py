@@ -7,10 +7,10 @@ per (endpoint, hub, user id, lifetime in minutes), in an LRU cache of at most
 
 When the service says to wait (429 or 503 with ``Retry-After``) or refuses this identity (403), it is
 not asked again for a while, whichever users negotiate: until the ``Retry-After`` (at most five
-minutes; five seconds after a 429 without one), or for ten seconds after a 403. Meanwhile negotiations fail at once with that answer; then
-one request asks again while the others keep failing at once, and its answer ends or renews the wait.
-Many users negotiating through a missing role or a throttled service would otherwise send one request
-each.
+minutes; five seconds after a 429 without one), or for ten seconds after a 403. Meanwhile
+negotiations fail at once with that answer; then one request asks again while the others keep
+failing at once, and its answer ends or renews the wait. Many users negotiating through a missing
+role or a throttled service would otherwise send one request each.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class ServiceTokens:
             self.failures += 1
             self.last_error, self._last_error_at = exc, self._clock.now()
             self._wait = self._wait_after(exc)
-            # The negotiate endpoint logs every failed negotiation; here only the first of a run.
+            # The negotiate endpoint logs failed negotiations too; here only the first of a run.
             log = logger.warning if self.failures == 1 else logger.debug
             log("Getting a client token from SignalR Service failed: %s", exc)
             raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import FastAPI, Path, Query
+from fastapi import FastAPI, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware, UpstreamVerifier
@@ -49,9 +49,12 @@ def create_app(
 
     @app.post("/chat/negotiate")
     async def negotiate(
-        signalr: SignalR, user: Annotated[str, Query(min_length=1, max_length=64)]
+        signalr: SignalR,
+        response: Response,
+        user: Annotated[str, Query(min_length=1, max_length=64)],
     ) -> dict[str, str]:
         # A real app takes the user from its own sign-in; the demo trusts the page.
+        response.headers["Cache-Control"] = "no-store"  # the reply carries a credential
         return await signalr.negotiate(HUB, user_id=user)
 
     @app.post("/messages", status_code=202)

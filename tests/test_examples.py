@@ -1,0 +1,37 @@
+"""The two example apps answer negotiate alike: the same reply, never cached."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from starlette.testclient import TestClient
+from starlette.types import ASGIApp
+
+from examples.fastapi_app import create_app as fastapi_app
+from examples.starlette_app import create_app as starlette_app
+from signalr_asgi_auth import SignalRAuth
+from signalr_asgi_auth.emulator import Emulator
+
+from .support import auth_for, principal_with_role, verify_client_token
+
+
+@pytest.mark.parametrize("create", [fastapi_app, starlette_app], ids=["fastapi", "starlette"])
+def test_negotiate_reply_is_a_fresh_credential_never_cached(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    create: Callable[[SignalRAuth], ASGIApp],
+) -> None:
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
+    with TestClient(create(auth)) as client:
+        answer = client.post("/chat/negotiate?negotiateVersion=1&user=ada")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["content-type"] == "application/json"
+    reply = answer.json()
+    assert reply["url"] == f"{emulator_url}/client/?hub=chat"
+    claims = verify_client_token(
+        reply["accessToken"], emulator, audience="http://127.0.0.1/client/?hub=chat"
+    )
+    assert claims["asrs.s.uid"] == "ada"

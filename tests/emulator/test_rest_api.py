@@ -378,6 +378,28 @@ def test_access_key_token_without_exp_is_unauthorized(
     assert "'exp' claim is required" in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("times", "complaint"),
+    [
+        pytest.param({"exp": 10**400}, "'exp' claim must be", id="exp-beyond-any-clock"),
+        pytest.param({"exp": 1e300}, "'exp' claim must be", id="exp-float-beyond-any-clock"),
+        pytest.param({"nbf": 10**400}, "'nbf' claim must be", id="nbf-beyond-any-clock"),
+        pytest.param({"nbf": int(time.time()) + 86400}, "not valid before", id="valid-tomorrow"),
+    ],
+)
+def test_access_key_token_times_out_of_range_or_in_the_future_are_unauthorized(
+    emulator: Emulator, emulator_url: str, times: dict[str, Any], complaint: str
+) -> None:
+    now = int(time.time())
+    claims = {"aud": emulator_url + OPERATIONS[0].path, "exp": now + 300, **times}
+    token = jwt.encode(claims, emulator.access_keys[0], algorithm="HS256")
+
+    response = call(emulator_url, OPERATIONS[0], bearer(token))
+
+    assert response.status_code == 401
+    assert complaint in response.json()["message"]
+
+
 def test_token_signed_with_another_key_is_unauthorized(
     emulator: Emulator, emulator_url: str
 ) -> None:

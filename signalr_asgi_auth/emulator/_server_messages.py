@@ -91,14 +91,6 @@ def _ack(server: ServerConnection, ack_id: int, found: bool) -> None:
     server.send(frame([20, ack_id, ACK_OK if found else ACK_NOT_FOUND, "", {}]))
 
 
-async def _close(
-    clients: Iterable[ClientConnection], reason: str | None, excluded: Collection[str]
-) -> None:
-    for client in clients:
-        if client.connection_id not in excluded:
-            await client.close(reason or None)
-
-
 # -- pings ---------------------------------------------------------------------------------------
 
 
@@ -275,7 +267,7 @@ async def _user_exists(state: EmulatorState, server: ServerConnection, fields: F
 async def _close_with_ack(state: EmulatorState, server: ServerConnection, fields: Fields) -> None:
     client = _client(state, server, fields.text(1))
     if client is not None:
-        await _close([client], fields.optional_text(2), ())
+        await state.connections.close([client], fields.optional_text(2) or None)
     _ack(server, fields.integer(3), client is not None)
 
 
@@ -284,7 +276,7 @@ async def _close_all_with_ack(
     state: EmulatorState, server: ServerConnection, fields: Fields
 ) -> None:
     clients = state.connections.in_hub(server.hub)
-    await _close(clients, fields.optional_text(1), set(fields.texts(3)))
+    await state.connections.close(clients, fields.optional_text(1) or None, set(fields.texts(3)))
     _ack(server, fields.integer(2), True)
 
 
@@ -293,7 +285,7 @@ async def _close_user_with_ack(
     state: EmulatorState, server: ServerConnection, fields: Fields
 ) -> None:
     clients = state.connections.of_user(server.hub, fields.text(1))
-    await _close(clients, fields.optional_text(2), set(fields.texts(4)))
+    await state.connections.close(clients, fields.optional_text(2) or None, set(fields.texts(4)))
     _ack(server, fields.integer(3), True)
 
 
@@ -302,7 +294,7 @@ async def _close_group_with_ack(
     state: EmulatorState, server: ServerConnection, fields: Fields
 ) -> None:
     clients = state.connections.in_group(server.hub, fields.text(1))
-    await _close(clients, fields.optional_text(2), set(fields.texts(4)))
+    await state.connections.close(clients, fields.optional_text(2) or None, set(fields.texts(4)))
     _ack(server, fields.integer(3), True)
 
 

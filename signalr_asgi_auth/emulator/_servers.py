@@ -18,6 +18,7 @@ from ._connections import Outbox
 
 __all__ = [
     "CONNECTION_TYPES",
+    "SERVICE_MODES",
     "PendingInvocation",
     "ServerConnection",
     "ServerConnections",

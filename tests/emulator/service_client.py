@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import httpx2
 import msgpack
-from httpx2.websockets import AsyncWebSocketSession
+from httpx2.websockets import AsyncWebSocketSession, WebSocketDisconnect
 
 from .helpers import TIMEOUT
 
@@ -84,6 +84,15 @@ class ServerSocket:
                 message = self._messages.popleft()
                 if not (skip_pings and message == [PING]):
                     return message
+
+    async def closed(self) -> int:
+        """Read until the service closes the socket; its close code."""
+        with anyio.fail_after(TIMEOUT):
+            try:
+                while True:
+                    await self.receive()
+            except WebSocketDisconnect as disconnect:
+                return disconnect.code
 
     async def receive_type(self, kind: int) -> list[Any]:
         """The next message of type ``kind``; keep-alive pings skipped, anything else fails."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -17,7 +17,7 @@ import jwt
 import pytest
 from httpx2.websockets import WebSocketDisconnect, WebSocketUpgradeError
 
-from signalr_asgi_auth.emulator import Emulator
+from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 
 from .helpers import TIMEOUT
 from .hub_client import RS, HubSocket, MessagePackHubSocket, hub_socket
@@ -276,12 +276,14 @@ async def test_faults_on_the_server_route(
 async def test_a_client_of_a_hub_no_server_serves_is_refused(
     emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
 ) -> None:
-    async with connected_server(client, emulator_url, entra_token(emulator), hub="other"):
-        async with hub_socket(client, emulator_url, client_token(emulator)) as ws:
-            reply = await ws.handshake()
-            assert NO_SERVER in reply["error"]
-            with pytest.raises(WebSocketDisconnect):
-                await ws.receive()
+    async with (
+        connected_server(client, emulator_url, entra_token(emulator), hub="other"),
+        hub_socket(client, emulator_url, client_token(emulator)) as ws,
+    ):
+        reply = await ws.handshake()
+        assert NO_SERVER in reply["error"]
+        with pytest.raises(WebSocketDisconnect):
+            await ws.receive()
     assert emulator.connections == []
 
 
@@ -371,3 +373,264 @@ async def open_client_and_check(server: ServerSocket, protocol: str) -> None:
 
 def encode_hub(fields: list[Any]) -> bytes:
     return encode(fields)
+
+
+# -- what servers send ---------------------------------------------------------------------------
+
+HANDSHAKE = json.dumps({"protocol": "json", "version": 1}) + RS
+
+
+@asynccontextmanager
+async def routed_clients(
+    client: httpx2.AsyncClient, url: str, emulator: Emulator, server: ServerSocket, *users: str
+) -> AsyncIterator[list[tuple[str, HubSocket]]]:
+    """JSON clients of ``users`` connected through ``server``: (connection id, socket) each."""
+    async with AsyncExitStack() as stack:
+        routed = []
+        for user in users:
+            token = client_token(emulator, user)
+            ws = await stack.enter_async_context(hub_socket(client, url, token))
+            await ws.session.send_text(HANDSHAKE)
+            opened = await open_client(server, ws)
+            assert await ws.receive(skip_pings=False) == {}
+            routed.append((opened[1], ws))
+        yield routed
+
+
+def payload(n: int | str) -> dict[str, bytes]:
+    return {"json": json.dumps({"type": 1, "target": "m", "arguments": [n]}).encode() + RS.encode()}
+
+
+async def received_until_end(ws: HubSocket) -> list[Any]:
+    arguments = []
+    while (message := await ws.receive())["arguments"] != ["end"]:
+        arguments.append(message["arguments"][0])
+    return arguments
+
+
+async def test_every_send_reaches_the_clients_it_names(
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
+) -> None:
+    async with (
+        connected_server(client, emulator_url, entra_token(emulator)) as server,
+        routed_clients(client, emulator_url, emulator, server, "alice", "bob", "carol") as routed,
+    ):
+        (a, alice), (b, bob), (c, carol) = routed
+        await server.send(
+            [7, [a, c], payload(1), {}],
+            [8, "bob", payload(2), {}],
+            [9, ["alice", "bob"], payload(3), {}],
+            [10, [b], payload(4), {}],
+            [18, a, "g", 1, {}],
+            [18, "nobody", "g", 2, {}],
+        )
+        assert await server.receive_type(20) == [20, 1, 1, "", {}]
+        assert await server.receive_type(20) == [20, 2, 2, "", {}]  # NotFound
+        await server.send(
+            [11, b, "g", {}],
+            [11, c, "g", {}],
+            [13, "g", [b], payload(5), {}, ["carol"], None],  # excluded: bob's id, carol
+            [19, c, "g", 3, {}],
+            [11, b, "h", {}],
+            [14, ["g", "h"], payload(6), {}],  # bob is in both: once
+            [26, "carol", "ug", 4, {2: 60}],
+            [13, "ug", [], payload(7), {}],  # the shorter form of older servers
+            [21, "carol", "ug", 5, {}],
+            [27, "carol", None, 6, {}],  # no group: out of every group
+            [13, "ug", [], payload(8), {}],
+            [16, "alice", "ug2", {}],
+            [17, "alice", "ug2", {}],
+            [13, "ug2", [], payload(9), {}],
+            [12, a, "g", {}],
+            [13, "g", [], payload(10), {}],
+        )
+        acks = [await server.receive_type(20) for _ in range(4)]
+        assert [ack[1:3] for ack in acks] == [[3, 1], [4, 1], [5, 1], [6, 1]]
+        await server.send(
+            [21, "carol", "ug", 7, {}],
+            [23, "g", 8, {}],
+            [23, "none", 9, {}],
+            [24, a, 10, {}],
+            [24, "none", 11, {}],
+            [25, "bob", 12, {}],
+            [25, "dave", 13, {}],
+            [10, [], payload("end"), {}],
+        )
+        acks = [await server.receive_type(20) for _ in range(7)]
+        assert [ack[1:3] for ack in acks] == [
+            [7, 2],
+            [8, 1],
+            [9, 2],
+            [10, 1],
+            [11, 2],
+            [12, 1],
+            [13, 2],
+        ]
+        assert await received_until_end(alice) == [1, 3, 4, 5, 6]
+        assert await received_until_end(bob) == [2, 3, 6, 10]
+        assert await received_until_end(carol) == [1, 4, 7]
+
+
+async def test_closes_asked_by_servers(
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
+) -> None:
+    users = ("alice", "bob", "carol", "dave")
+    async with (
+        connected_server(client, emulator_url, entra_token(emulator)) as server,
+        routed_clients(client, emulator_url, emulator, server, *users) as routed,
+    ):
+        (a, alice), (b, bob), (c, carol), (d, dave) = routed
+        await server.send([11, c, "g", {}], [11, d, "g", {}])
+        await server.send([32, "bob", "bye", 1, [], {}])
+        assert await bob.receive() == {"type": 7, "error": "bye", "allowReconnect": False}
+        assert await server.receive_type(20) == [20, 1, 1, "", {}]
+        assert await server.receive_type(5) == [5, b, "", {}, {}]  # the service closed it
+
+        await server.send([33, "g", "", 2, [d], {}])
+        assert await carol.receive() == {"type": 7, "allowReconnect": False}
+        assert await server.receive_type(20) == [20, 2, 1, "", {}]
+        assert await server.receive_type(5) == [5, c, "", {}, {}]
+
+        await server.send([5, a, "done", {}, {}])  # the server closes alice itself
+        assert await alice.receive() == {"type": 7, "error": "done", "allowReconnect": False}
+        with pytest.raises(WebSocketDisconnect):
+            await alice.receive()
+        await server.send([24, a, 3, {}])
+        assert await server.receive_type(20) == [20, 3, 2, "", {}]  # no CloseConnection back
+        assert [conn.connection_id for conn in emulator.connections] == [d]
+        del dave
+
+
+@pytest.mark.parametrize("how", ["service restart", "server leaves"])
+async def test_clients_are_closed_when_their_server_connection_drops(
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient, how: str
+) -> None:
+    async with AsyncExitStack() as stack:
+        server = await stack.enter_async_context(
+            connected_server(client, emulator_url, entra_token(emulator))
+        )
+        routed = await stack.enter_async_context(
+            routed_clients(client, emulator_url, emulator, server, "alice", "bob")
+        )
+        if how == "service restart":
+            assert emulator.drop_server_connections("CHAT") == 1
+            assert await server.closed() == 1011
+        else:
+            await server.session.close()
+        for _, ws in routed:
+            close = await ws.receive()
+            assert close["type"] == 7
+            assert close["allowReconnect"] is True
+            assert close["error"].startswith("ServerOffline")
+        await wait_until(lambda: not emulator.connections, "the clients to be gone")
+        assert emulator.server_connections == []
+
+
+@server_side
+async def test_a_client_invocation_reaches_the_client_and_its_completion_the_caller(
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
+) -> None:
+    async with (
+        connected_server(
+            client, emulator_url, entra_token(emulator), cid="b1", server_id="server-b"
+        ) as server_b,
+        routed_clients(client, emulator_url, emulator, server_b, "alice") as routed,
+    ):
+        [(connection_id, alice)] = routed
+        async with connected_server(
+            client, emulator_url, entra_token(emulator), cid="a1", server_id="server-a"
+        ) as server_a:
+            question = {"type": 1, "target": "confirm", "arguments": [], "invocationId": "i1"}
+            invocation = [
+                34,
+                "i1",
+                connection_id,
+                "server-a",
+                {"json": encode_json(question)},
+                {},
+            ]
+            await server_a.send(invocation)
+            assert await alice.receive() == question
+            assert await server_b.receive_type(34) == invocation  # where to route the answer
+            assert await server_a.receive_type(37) == [37, "i1", connection_id, "emulator", {}]
+
+            await alice.send({"type": 3, "invocationId": "i1", "result": 42})
+            forwarded = await server_b.receive_type(6)
+            assert json.loads(forwarded[2].rstrip(RS.encode()))["result"] == 42
+            completion = [35, "i1", connection_id, "server-a", "json", forwarded[2], {}]
+            await server_b.send(completion)
+            assert await server_a.receive_type(35) == completion
+
+            await server_a.send([34, "i2", "gone", "server-a", {"json": b""}, {}])
+            error = await server_a.receive_type(36)
+            assert error[:4] == [36, "i2", "gone", "server-a"]
+            assert "not connected" in error[4]
+
+            await server_a.send(
+                [34, "i3", connection_id, "server-a", {"json": encode_json(question)}, {}]
+            )
+            await server_b.receive_type(34)
+            await server_a.receive_type(37)
+            await alice.session.close()
+            error = await server_a.receive_type(36)
+            assert error[:4] == [36, "i3", connection_id, "server-a"]
+            assert "disconnected" in error[4]
+
+
+def encode_json(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode() + RS.encode()
+
+
+@server_side
+async def test_the_rest_api_reaches_clients_that_servers_carry(
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
+) -> None:
+    rest_token = entra_token(emulator, "SignalR REST API Owner")
+    async with (
+        connected_server(client, emulator_url, entra_token(emulator)) as server,
+        routed_clients(client, emulator_url, emulator, server, "alice") as routed,
+    ):
+        [(connection_id, alice)] = routed
+        async with hub_socket(client, emulator_url, client_token(emulator, "bob")) as raw:
+            bob = MessagePackHubSocket(raw.session)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(open_client_and_check, server, "messagepack")
+                assert await bob.handshake() == {}
+            sent = await client.post(
+                f"{emulator_url}/api/hubs/chat/:send",
+                params={"api-version": "2022-06-01"},
+                json={"target": "news", "arguments": ["hi"]},
+                headers={"Authorization": f"Bearer {rest_token}"},
+            )
+            assert sent.status_code == 202
+            assert await alice.receive() == {"type": 1, "target": "news", "arguments": ["hi"]}
+            assert await bob.receive() == [1, {}, None, "news", ["hi"]]
+
+            closed = await client.delete(
+                f"{emulator_url}/api/hubs/chat/connections/{connection_id}",
+                params={"api-version": "2022-06-01", "reason": "rest"},
+                headers={"Authorization": f"Bearer {rest_token}"},
+            )
+            assert closed.status_code == 200
+            assert (await alice.receive())["error"] == "rest"
+            assert await server.receive_type(5) == [5, connection_id, "", {}, {}]
+
+
+@server_side
+async def test_a_silent_server_is_closed_and_clients_get_no_pings_from_the_service(
+    client: httpx2.AsyncClient,
+) -> None:
+    emulator = Emulator(service_mode="default", server_timeout=0.5, ping_interval=0.05)
+    with serve_in_thread(emulator.app) as url:
+        async with server_socket(client, url, entra_token(emulator)) as server:
+            assert await server.handshake() == [2, "", {}, None]
+            async with routed_clients(client, url, emulator, server, "alice") as routed:
+                [(_, alice)] = routed
+                with anyio.move_on_after(0.3):
+                    message = await alice.receive(skip_pings=False)
+                    pytest.fail(f"The service wrote to a Default-mode client: {message!r}")
+                assert await server.closed() == 1000
+                close = await alice.receive()
+                assert close["error"].startswith("ServerOffline")
+        [entry] = emulator.log.entries("server.connect")
+        assert entry.status == 101

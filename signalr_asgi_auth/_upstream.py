@@ -482,7 +482,8 @@ def upstream_error_response(exc: SignalRAuthError) -> JSONResponse:
         status, code = 400, "invalid_request"
     else:
         status, code = 503, "service_error" if isinstance(exc, ServiceError) else "unavailable"
-        headers["Retry-After"] = _RETRY_AFTER
+        wait = exc.retry_after if isinstance(exc, ServiceError) else None
+        headers["Retry-After"] = str(math.ceil(wait)) if wait else _RETRY_AFTER
         logger.warning("Could not verify an upstream request: %s", exc)
     return JSONResponse({"code": code, "error": str(exc)}, status_code=status, headers=headers)
 

@@ -710,6 +710,44 @@ async def test_unreachable_metadata_is_a_503_unless_a_signature_vouches(
 
 
 @anyio_tests
+async def test_failing_metadata_with_nothing_cached_is_fetched_once_per_hold_back(
+    post: Post, recorder: Recorder, emulator: Emulator, clock: Clock, token: str
+) -> None:
+    emulator.inject("identity.openid", status=500)
+    bearer = asrs(Authorization=f"Bearer {token}")
+
+    first = [(await post(bearer, invocation())).status_code for _ in range(25)]
+    concurrent: list[int] = []
+
+    async def one() -> None:
+        concurrent.append((await post(bearer, invocation())).status_code)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(25):
+            tasks.start_soon(one)
+    held = await post(bearer, invocation())
+
+    assert first + concurrent == [503] * 50
+    assert emulator.log.count("identity.openid") == 1  # one fetch, not one per request
+    assert "got 500" in held.json()["error"]
+    assert 1 <= int(held.headers["retry-after"]) <= 5
+
+    clock.advance(1.5)  # the first hold-back is over: one request asks again, and fails again
+    assert (await post(bearer, invocation())).status_code == 503
+    assert (await post(bearer, invocation())).status_code == 503
+    assert emulator.log.count("identity.openid") == 2
+
+    emulator.clear_faults()
+    clock.advance(1.5)  # the hold-back doubled: not over yet
+    assert (await post(bearer, invocation())).status_code == 503
+    assert emulator.log.count("identity.openid") == 2
+    clock.advance(1)
+    assert completion(await post(bearer, invocation()))["result"] == 5
+    assert emulator.log.count("identity.openid") == 3
+    assert recorder.calls != []
+
+
+@anyio_tests
 async def test_day_old_keys_are_refreshed_and_kept_when_the_refresh_fails(
     post: Post,
     emulator: Emulator,

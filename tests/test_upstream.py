@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -564,6 +565,32 @@ async def test_a_verifier_takes_only_the_credentials_it_is_configured_for(
     )
     assert_refused(refused_token, "without an audience this verifier takes none", secrets=[token])
     assert_refused(nothing, r"no credentials: expected an X-ASRS-Signature header\.$")
+
+
+@anyio_tests
+async def test_refused_requests_are_warned_once_then_at_debug(
+    post: Post,
+    emulator: Emulator,
+    token: str,
+    foreign_key: rsa.RSAPrivateKey,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "signalr_asgi_auth")
+    # Each refusal says something else (another kid, another forged signature): an unauthenticated
+    # caller chooses the message, so it must not choose how often we warn either.
+    forged = [
+        asrs(Authorization=f"Bearer {_unknown_kid_token(token, foreign_key, f'kid-{n}')}")
+        for n in range(20)
+    ]
+    forged += [asrs(X_ASRS_Signature=sign(f"guess-{n}")) for n in range(20)]
+    forged += [asrs()] * 10
+
+    statuses = [(await post(headers, invocation())).status_code for headers in forged]
+
+    assert statuses == [401] * 50
+    refusals = [r for r in caplog.records if "Refused an upstream request" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.WARNING] + [logging.DEBUG] * 49
+    assert token not in caplog.text
 
 
 def assert_refused(

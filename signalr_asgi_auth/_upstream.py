@@ -53,6 +53,7 @@ __all__ = [
     "UpstreamAuthenticationError",
     "UpstreamHandler",
     "UpstreamVerifier",
+    "error_completion",
     "upstream_endpoint",
     "upstream_error_response",
     "upstream_response",
@@ -87,10 +88,11 @@ class UpstreamAuthenticationError(SignalRAuthError):
 
 
 class HubMethodError(Exception):
-    """Raise this from an upstream handler to fail the client's invocation with this message.
+    """Raise this from a hub method (``@hub.on``) or an upstream handler to fail the client's
+    invocation with this message; from ``on_connected`` to close the client with it.
 
-    Any other exception becomes a 500 answer, which the service reports to the client without
-    its details.
+    Any other exception reaches the client without its details: a generic completion error from a
+    hub method, a 500 answer (which the service reports generically) from an upstream handler.
     """
 
 
@@ -526,6 +528,11 @@ def _completion(invocation_id: str, **outcome: object) -> Response:
         error = {"type": _COMPLETION, "invocationId": invocation_id, "error": _NOT_JSON}
         text = json.dumps(error, separators=(",", ":"))
     return Response(text + "\x1e", media_type="application/json")
+
+
+def error_completion(invocation_id: str, error: str) -> Response:
+    """The answer that fails the client's invocation with ``error``."""
+    return _completion(invocation_id, error=error)
 
 
 def upstream_endpoint(

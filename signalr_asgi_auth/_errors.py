@@ -6,6 +6,7 @@
     ├── InvalidInputError (also a ValueError)      a negotiate argument is wrong: hub, user id, claims, lifetime
     │   └── TokenTooLongError                      the client token would exceed the service's 4 KB limit
     ├── NotReadyError                              no usable signing key (yet); the keepers keep trying
+    ├── ProtocolError (also a ValueError)          bytes on a Default-mode wire that cannot be read
     └── ServiceError                               Microsoft Entra ID or SignalR Service answered badly
         ├── AuthenticationFailedError              no valid Entra token: 401, or the credential failed
         │   └── EntraTokenError                    the credential could not get a token
@@ -30,6 +31,7 @@ __all__ = [
     "NotReadyError",
     "PartialSendError",
     "PermissionDeniedError",
+    "ProtocolError",
     "ServiceError",
     "SignalRAuthError",
     "TokenTooLongError",
@@ -81,6 +83,12 @@ class NotReadyError(SignalRAuthError):
         super().__init__(message)
         self.retry_after = retry_after
         self.cause = cause
+
+
+class ProtocolError(SignalRAuthError, ValueError):
+    """Raised when bytes of the service protocol or the SignalR hub protocol are malformed: a size
+    prefix, a message array, a field of the wrong type, a JSON record. The message names what was
+    wrong and where, never the payload itself (it may carry a user's data or a token)."""
 
 
 class ServiceError(SignalRAuthError):

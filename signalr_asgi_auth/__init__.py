@@ -35,6 +35,7 @@ from ._upstream import (
 )
 from ._upstream_request import UpstreamRequest
 from ._version import __version__
+from .hubs import Hub, HubCall
 
 __all__ = [
     "CONNECTION_STRING_VARIABLE",
@@ -45,6 +46,8 @@ __all__ = [
     "ConfigurationError",
     "ConnectionStringError",
     "EntraTokenError",
+    "Hub",
+    "HubCall",
     "HubClient",
     "HubMethodError",
     "InvalidInputError",

@@ -43,6 +43,7 @@ from ._errors import (
     shown,
 )
 from ._oidc_keys import OpenIDKeys, TenantKeys, check_fetch_url
+from ._repeated_warnings import RepeatedWarnings
 from ._secrets import Secret
 from ._upstream_request import AuthMethod, UpstreamRequest, read_body, read_head
 
@@ -136,6 +137,9 @@ class UpstreamVerifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
+        # Unauthenticated callers choose how often (and with which reason) they are refused.
+        self._refusals = RepeatedWarnings(logger, "Refused an upstream request")
+        self._outages = RepeatedWarnings(logger, "Could not verify an upstream request")
         self._access_keys = _access_keys(access_keys)
         self._audiences = _audiences(audience)
         self._object_ids = _object_ids(allowed_object_ids)
@@ -220,7 +224,14 @@ class UpstreamVerifier:
                 return upstream_response(call, None)
         """
         head = read_head(request.headers)
-        method, principal_id = await self._authenticate(request.headers, head.connection_id)
+        try:
+            method, principal_id = await self._authenticate(request.headers, head.connection_id)
+        except UpstreamAuthenticationError as exc:
+            self._refusals.warn(str(exc), key=UpstreamAuthenticationError)
+            raise
+        except ServiceError as exc:
+            self._outages.warn(str(exc))
+            raise
         body = read_body(await request.body(), request.headers, head)
         return UpstreamRequest(
             hub=head.hub,
@@ -479,13 +490,12 @@ def upstream_error_response(exc: SignalRAuthError) -> JSONResponse:
         status, code = 401, "unauthorized"
         refused_token = exc.token_presented
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if refused_token else "Bearer"
-        logger.warning("Refused an upstream request: %s", exc)
     elif isinstance(exc, InvalidInputError):
         status, code = 400, "invalid_request"
     else:
         status, code = 503, "service_error" if isinstance(exc, ServiceError) else "unavailable"
-        headers["Retry-After"] = _RETRY_AFTER
-        logger.warning("Could not verify an upstream request: %s", exc)
+        wait = exc.retry_after if isinstance(exc, ServiceError) else None
+        headers["Retry-After"] = str(math.ceil(wait)) if wait else _RETRY_AFTER
     return JSONResponse({"code": code, "error": str(exc)}, status_code=status, headers=headers)
 
 

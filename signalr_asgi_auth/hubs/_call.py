@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 from urllib.parse import parse_qsl
 
 from ._clients import CallClients, CallGroups, Transport
 
-__all__ = ["HubCall", "Mode", "claims_of", "query_of"]
+__all__ = ["Details", "HubCall", "Mode", "claims_of", "headers_of", "query_of"]
 
 Mode: TypeAlias = Literal["default", "serverless"]
+Details: TypeAlias = tuple[
+    Mapping[str, tuple[str, ...]], Mapping[str, tuple[str, ...]], Mapping[str, tuple[str, ...]]
+]
+"""A client's claims, query and headers."""
 
 _EMPTY: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({})
 _USER_ID: Final = "asrs.s.uid"
@@ -73,15 +77,14 @@ class HubCall:
     """
 
     __slots__ = (
-        "claims",
+        "_details",
+        "_load",
         "clients",
         "connection_id",
         "groups",
-        "headers",
         "hub",
         "invocation_id",
         "mode",
-        "query",
         "user_id",
     )
 
@@ -91,9 +94,7 @@ class HubCall:
         hub: str,
         connection_id: str,
         user_id: str | None,
-        claims: Mapping[str, tuple[str, ...]],
-        query: Mapping[str, tuple[str, ...]],
-        headers: Mapping[str, tuple[str, ...]],
+        details: Callable[[], Details],
         transport: Transport,
         mode: Mode,
         invocation_id: str | None = None,
@@ -101,14 +102,34 @@ class HubCall:
         self.hub = hub
         self.connection_id = connection_id
         self.user_id = user_id
-        self.claims = claims
-        self.query = query
-        self.headers = headers
+        # Read from what the service sent only when a handler asks: most never do.
+        self._load = details
+        self._details: Details | None = None
         self.clients = CallClients(transport, connection_id)
         self.groups = CallGroups(transport, connection_id)
         self.mode = mode
         self.invocation_id = invocation_id
         """The client's invocation id when it awaits a result; ``None`` for ``send``."""
+
+    def _read(self) -> Details:
+        if self._details is None:
+            self._details = self._load()
+        return self._details
+
+    @property
+    def claims(self) -> Mapping[str, tuple[str, ...]]:
+        """The connection's claims by type (the service's own ``asrs.s.*`` left out)."""
+        return self._read()[0]
+
+    @property
+    def query(self) -> Mapping[str, tuple[str, ...]]:
+        """The client's query string by name, without ``access_token``."""
+        return self._read()[1]
+
+    @property
+    def headers(self) -> Mapping[str, tuple[str, ...]]:
+        """The client's HTTP headers by lower-case name (empty in Serverless mode)."""
+        return self._read()[2]
 
     def claim(self, claim_type: str) -> str | None:
         """The first value of ``claim_type``, or ``None``."""

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -21,7 +23,7 @@ from .._upstream import (
     upstream_response,
 )
 from .._upstream_request import UpstreamRequest
-from ._call import HubCall
+from ._call import Details, HubCall
 from ._clients import Audience
 from ._methods import refusal
 from ._sessions import GENERIC_ERROR, run_handler
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["RestTransport", "hub_upstream_endpoint"]
 
 logger = logging.getLogger(__name__)
+
+_NO_HEADERS: Mapping[str, tuple[str, ...]] = MappingProxyType({})  # the service forwards none
 
 NO_CLIENT_RESULTS = (
     "Client results (invoke) need Default mode: over upstream requests SignalR Service cannot "
@@ -101,9 +105,7 @@ def hub_upstream_endpoint(
             hub=hub.name,
             connection_id=upstream.connection_id,
             user_id=upstream.user_id,
-            claims=upstream.claims,
-            query=upstream.query,
-            headers={},
+            details=partial(_details, upstream),
             transport=RestTransport(lambda: get_context(request).hub(hub.name)),
             mode="serverless",
             invocation_id=upstream.invocation_id,
@@ -114,6 +116,10 @@ def hub_upstream_endpoint(
         return await _invocation(hub, call, upstream)
 
     return endpoint
+
+
+def _details(upstream: UpstreamRequest) -> Details:
+    return upstream.claims, upstream.query, _NO_HEADERS
 
 
 async def _connection_event(hub: Hub, call: HubCall, upstream: UpstreamRequest) -> None:

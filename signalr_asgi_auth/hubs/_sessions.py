@@ -57,11 +57,13 @@ from ..protocol import (
     StreamInvocation,
     StreamItem,
     UserData,
+    decode_service_message,
+    encode_service_message,
     handshake_response,
     parse_handshake_request,
 )
 from ..server import ServerConnections
-from ._call import HubCall, claims_of, headers_of, query_of
+from ._call import Details, HubCall, claims_of, headers_of, query_of
 from ._clients import Audience
 from ._methods import HubMethod, refusal
 
@@ -92,7 +94,7 @@ class _Session:
         "connection_id",
         "handshake",
         "jobs",
-        "open",
+        "opened",
         "opened_at",
         "partial",
         "protocol",
@@ -105,7 +107,8 @@ class _Session:
     def __init__(self, server_connection_id: str, message: OpenConnection, now: float) -> None:
         self.connection_id = message.connection_id
         self.server_connection_id = server_connection_id
-        self.open = message
+        # Kept as the service's bytes: one object instead of a few dozen (claims, headers...).
+        self.opened = encode_service_message(message)
         self.user_id, _ = claims_of(message.claims)
         self.opened_at = now
         self.handshake = b""
@@ -357,14 +360,11 @@ class HubConnections:
     # -- running user code (tasks of the task group) -------------------------------------------
 
     def _call(self, session: _Session, invocation_id: str | None = None) -> HubCall:
-        user_id, claims = claims_of(session.open.claims)
         return HubCall(
             hub=self._hub.name,
             connection_id=session.connection_id,
-            user_id=user_id,
-            claims=claims,
-            query=query_of(session.open.query_string or ""),
-            headers=headers_of(session.open.headers),
+            user_id=session.user_id,
+            details=partial(_details, session.opened),
             transport=_CallTransport(self, session.connection_id),
             mode="default",
             invocation_id=invocation_id,
@@ -694,6 +694,15 @@ def _payloads(
             msg = f"The arguments for {target!r} cannot be written as {protocol.name}: {exc}."
             raise InvalidInputError(msg) from None
     return payloads
+
+
+def _details(opened: bytes) -> Details:
+    message = decode_service_message(opened)
+    if not isinstance(message, OpenConnection):  # our own bytes: cannot happen
+        msg = "a session's OpenConnection could not be read back"
+        raise RuntimeError(msg)
+    _, claims = claims_of(message.claims)
+    return claims, query_of(message.query_string or ""), headers_of(message.headers)
 
 
 def _check_ack(ack: Ack, doing: str) -> None:

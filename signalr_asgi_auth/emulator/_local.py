@@ -44,6 +44,7 @@ def local_emulator(
     config: EmulatorConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
+    allow_remote: bool = False,
     service_mode: str | None = None,
 ) -> Iterator[LocalEmulator]:
     """Run an emulator in a thread for the block, with ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``
@@ -58,12 +59,15 @@ def local_emulator(
 
         with local_emulator() as local:
             auth = SignalRAuth.from_connection_string(local.connection_string)
+
+    It listens on loopback only: another ``host`` raises :class:`ValueError` unless
+    ``allow_remote`` is true, since the emulator hands out tokens and keys to anyone who asks.
     """
     configured = _configured(config)
     if service_mode is not None:
         configured = dataclasses.replace(configured, service_mode=service_mode)
     emulator = configured.build()
-    with serve_in_thread(emulator.app, host=host, port=port) as url:
+    with serve_in_thread(emulator.app, host=host, port=port, allow_remote=allow_remote) as url:
         local = LocalEmulator(
             url=url,
             connection_string=emulator.connection_string(emulator.public_url or url),

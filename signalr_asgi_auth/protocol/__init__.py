@@ -3,11 +3,35 @@
 The service protocol runs between the app's server connections and SignalR Service: MessagePack
 arrays behind a variable-length size prefix, one dataclass per message. Everything here is pure
 functions over bytes, so the connection pool, the hub layer and the emulator share one reading of the
-wire and each can be tested without a socket.
+wire and each can be tested without a socket. The hub protocols (JSON and MessagePack) run between a
+client and the hub, carried inside the service protocol's ConnectionData.
 """
 
 from .._errors import ProtocolError
 from ._framing import DEFAULT_MAX_MESSAGE_SIZE, FrameReader, size_prefix, write_frame
+from ._hub_messages import (
+    CancelInvocation,
+    Completion,
+    HubClose,
+    HubMessage,
+    HubPing,
+    Invocation,
+    StreamInvocation,
+    StreamItem,
+)
+from ._hub_protocols import (
+    HUB_PROTOCOLS,
+    HubMessageReader,
+    HubProtocol,
+    JsonHubProtocol,
+    MessagePackHubProtocol,
+    get_hub_protocol,
+    handshake_response,
+    parse_handshake_request,
+    payloads_for,
+)
+from ._json_hub import DEFAULT_MAX_HUB_MESSAGE_SIZE, RECORD_SEPARATOR, JsonHubMessageReader
+from ._msgpack_hub import MessagePackHubMessageReader
 from ._service_codec import (
     ServiceMessageReader,
     decode_service_message,
@@ -61,13 +85,17 @@ from ._service_messages import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_HUB_MESSAGE_SIZE",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "EMPTY_EXT",
+    "HUB_PROTOCOLS",
+    "RECORD_SEPARATOR",
     "AccessKeyRequest",
     "AccessKeyResponse",
     "Ack",
     "AckStatus",
     "BroadcastData",
+    "CancelInvocation",
     "CheckConnectionExistenceWithAck",
     "CheckGroupExistenceWithAck",
     "CheckUserExistenceWithAck",
@@ -79,6 +107,7 @@ __all__ = [
     "CloseConnectionsWithAck",
     "CloseGroupConnectionsWithAck",
     "CloseUserConnectionsWithAck",
+    "Completion",
     "ConnectionData",
     "ConnectionReconnect",
     "DataMessageType",
@@ -88,10 +117,20 @@ __all__ = [
     "GroupBroadcastData",
     "HandshakeRequest",
     "HandshakeResponse",
+    "HubClose",
+    "HubMessage",
+    "HubMessageReader",
+    "HubPing",
+    "HubProtocol",
+    "Invocation",
     "JoinGroup",
     "JoinGroupWithAck",
+    "JsonHubMessageReader",
+    "JsonHubProtocol",
     "LeaveGroup",
     "LeaveGroupWithAck",
+    "MessagePackHubMessageReader",
+    "MessagePackHubProtocol",
     "MultiConnectionData",
     "MultiGroupBroadcastData",
     "MultiUserData",
@@ -103,6 +142,8 @@ __all__ = [
     "ServiceMapping",
     "ServiceMessage",
     "ServiceMessageReader",
+    "StreamInvocation",
+    "StreamItem",
     "UserData",
     "UserJoinGroup",
     "UserJoinGroupWithAck",
@@ -111,6 +152,10 @@ __all__ = [
     "decode_service_message",
     "encode_service_message",
     "frame_service_message",
+    "get_hub_protocol",
+    "handshake_response",
+    "parse_handshake_request",
+    "payloads_for",
     "size_prefix",
     "write_frame",
 ]

@@ -191,7 +191,10 @@ class HubConnections:
 
     async def _drain(self, session: _Session, job: Callable[[], Awaitable[None]]) -> None:
         while True:
-            await job()
+            try:
+                await job()
+            except Exception:  # a bug here must not end every client's task group
+                logger.exception("Hub %r failed handling a client's message", self._hub.name)
             if not session.jobs:
                 session.busy = False
                 session.jobs = None

@@ -23,12 +23,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from signalr_asgi_auth._errors import ConfigurationError, SignalRAuthError
+from signalr_asgi_auth._client_tokens import build_claims
+from signalr_asgi_auth._errors import ConfigurationError, InvalidInputError, SignalRAuthError
 from signalr_asgi_auth._secrets import Secret
 from signalr_asgi_auth._upstream import (
     HubMethodError,
@@ -37,8 +41,9 @@ from signalr_asgi_auth._upstream import (
     upstream_error_response,
     upstream_response,
 )
-from signalr_asgi_auth._upstream_request import UpstreamRequest
+from signalr_asgi_auth._upstream_request import UpstreamRequest, read_head
 from signalr_asgi_auth.emulator import Emulator, Principal
+from signalr_asgi_auth.emulator._upstream_calls import claims_header
 
 AUDIENCE = "api://contoso-chat-upstream"
 CONNECTION = "QnH9uZ3x0pLk2vYw8sTtEA"
@@ -969,6 +974,79 @@ async def test_claims_query_and_user_are_read(
         "empty": ("",),
     }
     assert "secret" not in repr(call)
+
+
+_HEADER_TEXT = st.text(
+    alphabet=st.sampled_from([",", ":", " ", "\t", "a", "b", "é", "用", "\x85", "="]), max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    claims=st.dictionaries(
+        _HEADER_TEXT, _HEADER_TEXT | st.lists(_HEADER_TEXT, min_size=1, max_size=3)
+    ),
+    roles=st.lists(_HEADER_TEXT, max_size=3),
+    user_id=st.none() | _HEADER_TEXT,
+)
+def test_claims_the_library_signs_reach_the_upstream_handler_as_they_were(
+    claims: dict[str, Any], roles: list[str], user_id: str | None
+) -> None:
+    try:
+        payload = build_claims(user_id=user_id, claims=claims, roles=roles)
+    except InvalidInputError:
+        return  # refused at negotiate, with a 400 that says why
+    # What the service writes (the emulator writes it as Azure does), read as the verifier reads it.
+    raw = [
+        (b"x-asrs-connection-id", CONNECTION.encode()),
+        (b"x-asrs-hub", b"chat"),
+        (b"x-asrs-category", b"messages"),
+        (b"x-asrs-event", b"add"),
+        (b"x-asrs-user-claims", claims_header(payload).encode()),
+    ]
+    if user_id is not None:
+        raw.append((b"x-asrs-user-id", user_id.encode()))
+    head = read_head(Headers(raw=raw))
+
+    expected = {
+        name: tuple(value if isinstance(value, list) else [value])
+        for name, value in payload.items()
+    }
+    assert dict(head.claims) == expected
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    ("claims", "user", "reason"),
+    [
+        pytest.param(
+            "asrs.s.uid: alice, asrs.s.uid: root",
+            "alice",
+            "names asrs.s.uid more than once",
+            id="a-second-user-id",
+        ),
+        pytest.param(
+            "tier: gold, asrs.s.uid: root",
+            "alice",
+            "asrs.s.uid 'root', which is not the user 'alice'",
+            id="another-user-id",
+        ),
+    ],
+)
+async def test_claims_that_contradict_the_service_get_400(
+    signed_post: Post, recorder: Recorder, emulator: Emulator, claims: str, user: str, reason: str
+) -> None:
+    headers = asrs(
+        X_ASRS_Signature=sign(emulator.access_keys[0]),
+        X_ASRS_User_Claims=claims,
+        X_ASRS_User_Id=user,
+    )
+
+    response = await signed_post(headers, invocation())
+
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["error"]
+    assert recorder.calls == []
 
 
 @anyio_tests

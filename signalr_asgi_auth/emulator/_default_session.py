@@ -16,9 +16,8 @@ on passes bytes both ways: the client's as ConnectionData, the server's to the s
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Final
+from typing import Final
 
 import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -30,6 +29,7 @@ from ._server_messages import invocation_abandoned
 from ._servers import ServerConnection
 from ._service_wire import frame, open_connection
 from ._state import EmulatorState
+from ._upstream_calls import claim_pairs
 from ._websockets import accept_headers, client_query, close_quietly, send_frames
 
 __all__ = ["NO_SERVER", "run_default_session"]
@@ -106,18 +106,6 @@ async def run_default_session(
                 server.send(frame([5, client.connection_id, error_on_close or "", {}, {}]))
             invocation_abandoned(state, client)
             await close_quietly(websocket)
-
-
-def claim_pairs(claims: dict[str, Any]) -> list[tuple[str, str]]:
-    """The token's claims as (type, value) pairs, as the service hands them to the app server: a
-    list claim gives one pair per item; values that are not text are written as JSON would."""
-
-    pairs: list[tuple[str, str]] = []
-    for name, value in claims.items():
-        for item in value if isinstance(value, list) else [value]:
-            text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-            pairs.append((name, text))
-    return pairs
 
 
 async def _receive_handshake(

@@ -124,14 +124,11 @@ async def _ping(state: EmulatorState, server: ServerConnection, fields: Fields) 
 
 @_handles(5)
 async def _close_connection(state: EmulatorState, server: ServerConnection, fields: Fields) -> None:
+    # The app server wrote the client's close message itself (its hub's Close, with the reason):
+    # the service only closes the socket, and does not tell the server again.
     client = _client(state, server, fields.text(1))
-    if client is None:
-        return
-    client.closed_by_server = True  # the server knows; it is not told again
-    error = fields.optional_text(2)
-    if error:
-        await client.close(error)
-    else:
+    if client is not None:
+        client.closed_by_server = True
         client.close_socket()
 
 

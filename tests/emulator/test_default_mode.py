@@ -488,8 +488,10 @@ async def test_closes_asked_by_servers(
         assert await server.receive_type(20) == [20, 2, 1, "", {}]
         assert await server.receive_type(5) == [5, c, "", {}, {}]
 
-        await server.send([5, a, "done", {}, {}])  # the server closes alice itself
-        assert await alice.receive() == {"type": 7, "error": "done", "allowReconnect": False}
+        # The server closes alice itself: its hub's Close message, then CloseConnection.
+        close = encode_json({"type": 7, "error": "done"})
+        await server.send([6, a, close, {}], [5, a, "done", {}, {}])
+        assert await alice.receive() == {"type": 7, "error": "done"}  # once: the hub's
         with pytest.raises(WebSocketDisconnect):
             await alice.receive()
         await server.send([24, a, 3, {}])

@@ -26,6 +26,7 @@ from ._client_endpoint import Admission
 from ._connections import ClientConnection
 from ._hub_frames import encode_json_message, read_handshake
 from ._server_messages import invocation_abandoned
+from ._server_session import SERVER_OFFLINE
 from ._servers import ServerConnection
 from ._service_wire import frame, open_connection
 from ._state import EmulatorState
@@ -79,7 +80,7 @@ async def run_default_session(
     )
     state.connections.add(client)
     server.clients.add(client.connection_id)
-    server.send(
+    opened = server.send(
         open_connection(
             client.connection_id,
             claim_pairs(admission.claims),
@@ -88,7 +89,11 @@ async def run_default_session(
             protocol,
         )
     )
-    server.send(frame([6, client.connection_id, bytes(buffer), {}]))
+    if opened:
+        server.send(frame([6, client.connection_id, bytes(buffer), {}]))
+    else:  # the server connection closed between the routing and now
+        client.closed_by_server = True
+        await client.close(SERVER_OFFLINE, allow_reconnect=True)
     error_on_close: str | None = None
     try:
         async with anyio.create_task_group() as tasks:

@@ -633,3 +633,26 @@ async def test_a_silent_server_is_closed_and_clients_get_no_pings_from_the_servi
                 assert close["error"].startswith("ServerOffline")
         [entry] = emulator.log.entries("server.connect")
         assert entry.status == 101
+
+
+@server_side
+async def test_a_user_group_membership_with_a_ttl_ends(
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
+) -> None:
+    async with (
+        connected_server(client, emulator_url, entra_token(emulator)) as server,
+        routed_clients(client, emulator_url, emulator, server, "alice") as routed,
+    ):
+        [(_, alice)] = routed
+        await server.send([16, "alice", "short", {2: 30}], [16, "alice", "long", {}])
+        await server.send([21, "alice", "short", 1, {}], [21, "alice", "long", 2, {}])
+        assert [(await server.receive_type(20))[2] for _ in range(2)] == [1, 1]
+        emulator.clock.advance(31)
+        await server.send([21, "alice", "short", 3, {}], [21, "alice", "long", 4, {}])
+        assert [(await server.receive_type(20))[2] for _ in range(2)] == [2, 1]
+        await server.send(
+            [13, "short", [], payload("short"), {}],
+            [13, "long", [], payload("long"), {}],
+            [10, [], payload("end"), {}],
+        )
+        assert await received_until_end(alice) == ["long"]

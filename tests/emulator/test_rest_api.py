@@ -12,9 +12,9 @@ import httpx2
 import jwt
 import pytest
 
-from signalr_asgi_auth._rbac import DataAction
 from signalr_asgi_auth.emulator import Emulator, Principal
 from signalr_asgi_auth.emulator._connections import ClientConnection
+from signalr_asgi_auth.emulator._roles import Action
 
 from .helpers import TIMEOUT, bearer
 
@@ -39,19 +39,19 @@ class Operation:
 
 
 OPERATIONS = [
-    Operation("POST", "/api/hubs/chat/:send", DataAction.HUB_SEND, 202),
-    Operation("POST", "/api/hubs/chat/users/alice/:send", DataAction.USER_SEND, 202),
-    Operation("POST", "/api/hubs/chat/groups/g1/:send", DataAction.GROUP_SEND, 202),
-    Operation("POST", "/api/hubs/chat/connections/c1/:send", DataAction.CONNECTION_SEND, 202),
-    Operation("PUT", "/api/hubs/chat/groups/g2/connections/c1", DataAction.GROUP_WRITE, 200),
-    Operation("DELETE", "/api/hubs/chat/groups/g1/connections/c1", DataAction.GROUP_WRITE, 200),
-    Operation("PUT", "/api/hubs/chat/users/alice/groups/g2", DataAction.USER_WRITE, 200),
-    Operation("DELETE", "/api/hubs/chat/users/alice/groups/g1", DataAction.USER_WRITE, 204),
-    Operation("HEAD", "/api/hubs/chat/connections/c1", DataAction.CONNECTION_READ, 200),
-    Operation("HEAD", "/api/hubs/chat/users/alice", DataAction.USER_READ, 200),
-    Operation("HEAD", "/api/hubs/chat/groups/g1", DataAction.GROUP_READ, 200),
-    Operation("HEAD", "/api/hubs/chat/users/alice/groups/g1", DataAction.GROUP_READ, 200),
-    Operation("DELETE", "/api/hubs/chat/connections/c1", DataAction.CONNECTION_WRITE, 200),
+    Operation("POST", "/api/hubs/chat/:send", Action.HUB_SEND, 202),
+    Operation("POST", "/api/hubs/chat/users/alice/:send", Action.USER_SEND, 202),
+    Operation("POST", "/api/hubs/chat/groups/g1/:send", Action.GROUP_SEND, 202),
+    Operation("POST", "/api/hubs/chat/connections/c1/:send", Action.CONNECTION_SEND, 202),
+    Operation("PUT", "/api/hubs/chat/groups/g2/connections/c1", Action.GROUP_WRITE, 200),
+    Operation("DELETE", "/api/hubs/chat/groups/g1/connections/c1", Action.GROUP_WRITE, 200),
+    Operation("PUT", "/api/hubs/chat/users/alice/groups/g2", Action.USER_WRITE, 200),
+    Operation("DELETE", "/api/hubs/chat/users/alice/groups/g1", Action.USER_WRITE, 204),
+    Operation("HEAD", "/api/hubs/chat/connections/c1", Action.CONNECTION_READ, 200),
+    Operation("HEAD", "/api/hubs/chat/users/alice", Action.USER_READ, 200),
+    Operation("HEAD", "/api/hubs/chat/groups/g1", Action.GROUP_READ, 200),
+    Operation("HEAD", "/api/hubs/chat/users/alice/groups/g1", Action.GROUP_READ, 200),
+    Operation("DELETE", "/api/hubs/chat/connections/c1", Action.CONNECTION_WRITE, 200),
 ]
 SENDS = [op for op in OPERATIONS if op.is_send]
 WRITES = [op for op in OPERATIONS if not op.is_read]

@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: run the benchmarks, print the table, save the JSON.
 
-Names are the modules' (``mint``, ``negotiate``, ...) or the issue's letters (``a`` to ``f``).
+Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``f``, ``j``).
 Results go to ``benchmarks/results/<UTC timestamp>.json``. The exit status is 0 when every goal
 was met, 1 when one was missed, 2 when a benchmark could not run. ``--quick`` loops are too short to
 measure: its exit status says only whether every benchmark ran (0) or not (2).
@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import middleware, mint, negotiate, refresh, service, webpubsub
+from . import hub_memory, middleware, mint, negotiate, refresh, service, webpubsub
 from ._common import ROOT, Goal, Result, Settings
 
 __all__ = ["main"]
@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "d": refresh,
     "e": service,
     "f": webpubsub,
+    "j": hub_memory,
 }
 
 _PACKAGES = (

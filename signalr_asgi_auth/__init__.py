@@ -15,6 +15,7 @@ from ._errors import (
     EntraTokenError,
     InvalidInputError,
     NotReadyError,
+    PartialSendError,
     PermissionDeniedError,
     ServiceError,
     SignalRAuthError,
@@ -34,6 +35,7 @@ from ._upstream import (
 )
 from ._upstream_request import UpstreamRequest
 from ._version import __version__
+from .hubs import Hub, HubCall
 
 __all__ = [
     "CONNECTION_STRING_VARIABLE",
@@ -44,10 +46,13 @@ __all__ = [
     "ConfigurationError",
     "ConnectionStringError",
     "EntraTokenError",
+    "Hub",
+    "HubCall",
     "HubClient",
     "HubMethodError",
     "InvalidInputError",
     "NotReadyError",
+    "PartialSendError",
     "PermissionDeniedError",
     "ServiceError",
     "SignalRAuth",

@@ -143,6 +143,14 @@ class ServiceEndpoint:
     def client_url(self, prefixed_hub: str) -> str:
         return f"{self.client_endpoint}/client/?hub={prefixed_hub}"
 
+    def server_audience(self, prefixed_hub: str) -> str:
+        """A server token's ``aud``: host only, as for client tokens (the URL keeps the port)."""
+        return f"{self.audience_base}/server/?hub={prefixed_hub}"
+
+    def server_connection_url(self, prefixed_hub: str, connection_id: str) -> str:
+        """Where a server connection opens its WebSocket (``http(s)``: httpx2 upgrades it)."""
+        return f"{self.server_endpoint}/server/?hub={prefixed_hub}&cid={connection_id}"
+
     @property
     def access_key_url(self) -> str:
         return f"{self.server_endpoint}/api/v1/auth/accessKey"

@@ -6,17 +6,19 @@
     ├── InvalidInputError (also a ValueError)      a negotiate argument is wrong: hub, user id, claims, lifetime
     │   └── TokenTooLongError                      the client token would exceed the service's 4 KB limit
     ├── NotReadyError                              no usable signing key (yet); the keepers keep trying
+    ├── ProtocolError (also a ValueError)          bytes on a Default-mode wire that cannot be read
     └── ServiceError                               Microsoft Entra ID or SignalR Service answered badly
         ├── AuthenticationFailedError              no valid Entra token: 401, or the credential failed
         │   └── EntraTokenError                    the credential could not get a token
-        └── PermissionDeniedError                  403: the identity lacks a role on the resource
+        ├── PermissionDeniedError                  403: the identity lacks a role on the resource
+        └── PartialSendError                       a send to several users or groups failed for some
 
 Messages say what to do. None of them ever holds a token, a key or a client secret.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ._rbac import SCOPE_LEVELS
 
@@ -27,7 +29,9 @@ __all__ = [
     "EntraTokenError",
     "InvalidInputError",
     "NotReadyError",
+    "PartialSendError",
     "PermissionDeniedError",
+    "ProtocolError",
     "ServiceError",
     "SignalRAuthError",
     "TokenTooLongError",
@@ -79,6 +83,12 @@ class NotReadyError(SignalRAuthError):
         super().__init__(message)
         self.retry_after = retry_after
         self.cause = cause
+
+
+class ProtocolError(SignalRAuthError, ValueError):
+    """Raised when bytes of the service protocol or the SignalR hub protocol are malformed: a size
+    prefix, a message array, a field of the wrong type, a JSON record. The message names what was
+    wrong and where, never the payload itself (it may carry a user's data or a token)."""
 
 
 class ServiceError(SignalRAuthError):
@@ -137,6 +147,36 @@ class PermissionDeniedError(ServiceError):
                 resource_name=resource_name,
             ),
             status=403,
+        )
+
+
+class PartialSendError(ServiceError):
+    """Raised when a send to several users or groups (one request each) failed for some of them.
+
+    ``sent`` names the recipients the service accepted the message for; ``failed`` maps each other
+    recipient to its error (a timeout may hide a delivery: that error says so). ``status`` is the
+    first failure's. Sending again to ``failed`` alone reaches the rest.
+    """
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        kind: str,
+        hub: str,
+        sent: Sequence[str],
+        failed: Mapping[str, ServiceError],
+    ) -> None:
+        self.sent = tuple(sent)
+        self.failed = dict(failed)
+        first, error = next(iter(self.failed.items()))
+        others = len(self.failed) - 1
+        more = f" (and {others} more; see .failed)" if others else ""
+        super().__init__(
+            f"{target!r:.80} was sent to {len(self.sent)} of {len(self.sent) + len(self.failed)} "
+            f"{kind} in hub {hub!r}. It failed for {first!r:.80}{more}: {error}",
+            status=error.status,
+            retry_after=error.retry_after,
         )
 
 

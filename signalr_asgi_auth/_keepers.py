@@ -49,6 +49,7 @@ class _Attempts:
     def __init__(self, backoff: Backoff) -> None:
         self.backoff = backoff
         self.failures = 0
+        self.failing_since: float | None = None
         self.fetches = 0
         self.last_error: SignalRAuthError | None = None
         self.last_error_at: float | None = None
@@ -57,10 +58,13 @@ class _Attempts:
     def succeeded(self) -> None:
         self.fetches += 1
         self.failures = 0
+        self.failing_since = None
 
     def failed(self, error: SignalRAuthError, now: float) -> float:
         """Record a failure; the delay before the next attempt."""
         self.failures += 1
+        if self.failing_since is None:
+            self.failing_since = now
         self.last_error, self.last_error_at = error, now
         retry_after = error.retry_after if isinstance(error, ServiceError) else None
         return self.backoff.delay(self.failures, retry_after=retry_after)
@@ -123,6 +127,11 @@ class EntraTokenKeeper:
 
     def __repr__(self) -> str:
         return f"EntraTokenKeeper({self._adapter.name}, fetches={self.attempts.fetches})"
+
+    @property
+    def holds_token(self) -> bool:
+        """Whether a token was ever fetched (it may have expired since)."""
+        return self._token is not None or self.attempts.fetches > 0
 
     async def get(self) -> EntraToken:
         """A token that is still valid: the one held, or a fresh one if it is missing or expiring."""
@@ -261,12 +270,23 @@ class AccessKeyKeeper:
         retry_after = 1.0 if due is None else min(max(due - now, 1.0), _MAX_RETRY_AFTER)
         error = self.attempts.last_error if self.attempts.failures else None
         key = self._key
+        # The message names no count: it is what negotiation answers and warns, once per
+        # outage as long as it stays the same (health() counts the failures).
         if key is not None:
             what = f"The SignalR access key expired at {isoformat(key.usable_until)}"
-            why = f" and refreshing it has failed {self.attempts.failures} times"
+            since = self.attempts.failing_since
+            why = f" and refreshing it has failed since {isoformat(since)}" if since else ""
             why += f": {error}" if error else "."
         elif error is not None:
             what, why = "No SignalR access key yet", f": {error}"
+        elif not self._entra.holds_token:
+            # The key is asked for with the Entra token: while that first request hangs, the
+            # service has not been asked anything.
+            what = "No SignalR access key yet"
+            why = (
+                f": the first request to {self._entra.credential_name} for a Microsoft Entra "
+                "token is under way."
+            )
         else:
             what = "No SignalR access key yet"
             why = f": the first request to {self._endpoint.server_endpoint} is under way."

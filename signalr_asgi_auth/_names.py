@@ -13,7 +13,7 @@ MAX_ID_LENGTH = 1024
 
 _HUB = re.compile(r"[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}")
 _APPLICATION = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # category Cc: C0, DEL and C1
 
 
 def check_application_name(name: str | None) -> str | None:

@@ -5,6 +5,10 @@ The keys are kept until ``max_age``; a ``kid`` not among them triggers at most o
 per ``refetch_interval``. Entra publishes a new key well before signing with it, so an unknown
 ``kid`` is a rollover we have not seen yet or a forgery, and the bound keeps forged ``kid`` values
 from turning every request into a fetch. Concurrent callers share one fetch.
+
+While no keys are cached and fetching them fails, the failure is remembered: requests meanwhile get
+it again without a fetch, for 1 s after the first failure, doubling up to ``refetch_interval``.
+Any request with a bearer token would otherwise make one outbound fetch of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = ["OpenIDKeys", "TenantKeys", "check_fetch_url"]
 logger = logging.getLogger("signalr_asgi_auth")
 
 _FLIGHT: Final = "keys"
+_FIRST_HOLD_BACK: Final = 1.0
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 
 
@@ -89,6 +94,9 @@ class OpenIDKeys:
         self._current: TenantKeys | None = None
         self._last_attempt = -float("inf")
         self._flights: SingleFlight[TenantKeys] = SingleFlight()
+        self._failures = 0
+        self._failure: ServiceError | None = None
+        self._held_until = -float("inf")
 
     async def current(self) -> TenantKeys:
         """The cached keys; fetched when there are none, refreshed once they are ``max_age`` old.
@@ -99,6 +107,10 @@ class OpenIDKeys:
         keys = self._current
         now = self._clock()
         if keys is None:
+            failure = self._failure
+            if failure is not None and now < self._held_until:
+                wait = self._held_until - now
+                raise ServiceError(str(failure), status=failure.status, retry_after=wait)
             return await self._flights.run(_FLIGHT, self._fetch)
         if now - keys.fetched_at >= self._max_age and self._may_fetch(now):
             try:
@@ -125,6 +137,18 @@ class OpenIDKeys:
         return in_flight or now - self._last_attempt >= self._refetch_interval
 
     async def _fetch(self) -> TenantKeys:
+        try:
+            keys = await self._fetch_once()
+        except ServiceError as exc:
+            self._failures += 1
+            self._failure = exc
+            hold = min(_FIRST_HOLD_BACK * 2 ** min(self._failures - 1, 32), self._refetch_interval)
+            self._held_until = self._clock() + hold
+            raise
+        self._failures, self._failure = 0, None
+        return keys
+
+    async def _fetch_once(self) -> TenantKeys:
         self._last_attempt = self._clock()
         previous = self._current
         if previous is None or self._last_attempt - previous.fetched_at >= self._max_age:

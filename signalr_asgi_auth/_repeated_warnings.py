@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 __all__ = ["RepeatedWarnings"]
 
@@ -15,7 +15,9 @@ class RepeatedWarnings:
     times it repeated meanwhile. The repeats in between go to DEBUG.
 
     A failed negotiation is logged this way: during an outage every negotiation fails the same way,
-    and a busy app would otherwise write a warning per request.
+    and a busy app would otherwise write a warning per request. Where the caller chooses the
+    message (a refused upstream request names the forged ``kid``), ``warn(..., key=...)`` says
+    what counts as the same warning instead.
     """
 
     def __init__(
@@ -30,17 +32,19 @@ class RepeatedWarnings:
         self._prefix = prefix
         self._interval = interval
         self._clock = clock
-        self._message: str | None = None
+        self._key: Hashable = None
         self._logged_at = 0.0
         self._repeats = 0
 
     def __repr__(self) -> str:
         return f"RepeatedWarnings({self._prefix!r}, interval={self._interval})"
 
-    def warn(self, message: str) -> None:
+    def warn(self, message: str, *, key: Hashable = None) -> None:
+        """Log ``message``; ``key`` (the message itself by default) says what repeats it."""
         now = self._clock()
-        if message != self._message:
-            self._message, self._logged_at, self._repeats = message, now, 0
+        key = message if key is None else key
+        if key != self._key:
+            self._key, self._logged_at, self._repeats = key, now, 0
             self._logger.warning("%s: %s", self._prefix, message)
         elif now - self._logged_at >= self._interval:
             repeats, self._logged_at, self._repeats = self._repeats, now, 0

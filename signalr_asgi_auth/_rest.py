@@ -4,6 +4,12 @@
 reference, cheap to make per request. ``RestClient`` does the calls, one per running app, sharing
 the app's HTTP client. Calls prove who they are with the Entra keeper's token (already in memory,
 refreshed in the background) or, in access-key mode, with a short-lived JWT signed with the key.
+
+Retries follow one rule: a request is tried again only if doing so cannot do anything twice. Any
+call is retried when the service cannot have processed it (no connection was made, 429, or 503
+with ``Retry-After``); idempotent calls (group changes, checks, closing connections) also after
+anything transient (408, 5xx, a timeout or a connection lost after sending). Sends never are then:
+the service may have delivered the first one.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Container, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 from urllib.parse import quote
 
+import anyio
 import httpx2
 
 from ._backoff import Backoff
@@ -23,14 +31,20 @@ from ._client_tokens import SigningKey, mint_client_token
 from ._credentials import EntraToken
 from ._durations import to_seconds
 from ._endpoint import ServiceEndpoint
-from ._errors import InvalidInputError, ServiceError
+from ._errors import (
+    AuthenticationFailedError,
+    InvalidInputError,
+    PartialSendError,
+    PermissionDeniedError,
+    ServiceError,
+)
 from ._keepers import EntraTokenKeeper
 from ._names import check_id, prefixed_hub
 from ._options import Options
 from ._rbac import DataAction
 from ._service_errors import service_error, transport_error
 
-__all__ = ["API_VERSION", "HubClient", "RestClient"]
+__all__ = ["API_VERSION", "MAX_ATTEMPTS", "HubClient", "RestClient"]
 
 logger = logging.getLogger("signalr_asgi_auth.rest")
 
@@ -40,17 +54,38 @@ API_VERSION: Final = "2022-06-01"
 MAX_BODY: Final = 1024 * 1024
 """The service refuses message bodies over 1 MB."""
 
-_ATTEMPTS: Final = 3
+MAX_ATTEMPTS: Final = 3
+"""Attempts per call, the first included: at most two retries."""
+
 _IDEMPOTENT: Final = frozenset({"PUT", "DELETE", "HEAD"})
 _KEY_TOKEN_LIFETIME: Final = 300.0
 # Retries happen on the caller's request path, so they wait briefly, and not at all when the
 # service asks for a longer pause than this (the error then carries its retry_after).
 _RETRY_INITIAL: Final = 0.5
 _RETRY_CAP: Final = 2.0
+# Sends to several users or groups: requests in flight at once, per call.
+_FAN_OUT: Final = 8
+# No connection was made, so no byte of the request reached the service.
+_NOT_SENT: Final = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 
 
-def _transient(status: int) -> bool:
-    return status == 408 or status >= 500
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """An attempt that failed: the error, and what another attempt could risk.
+
+    ``unprocessed``: the service cannot have acted on the request, so any call may be retried.
+    ``transient``: it may have, but a later attempt may succeed: only idempotent calls retry.
+    """
+
+    error: ServiceError
+    unprocessed: bool = False
+    transient: bool = False
+
+
+def _classify(status: int, error: ServiceError) -> _Failure:
+    if status == 429 or (status == 503 and error.retry_after is not None):
+        return _Failure(error, unprocessed=True)
+    return _Failure(error, transient=status == 408 or status >= 500)
 
 
 class RestClient:
@@ -98,11 +133,14 @@ class RestClient:
         params: Sequence[tuple[str, str]] = (),
         content: bytes | None = None,
         accept: Container[int] = (),
+        idempotent: bool | None = None,
     ) -> int:
         """Call ``path`` (already quoted); the status when it is 2xx or in ``accept``.
 
-        PUT, DELETE and HEAD are retried on 408, 5xx and transport errors, at most three
-        attempts in all; POST never is, since a retried send could deliver twice.
+        At most :data:`MAX_ATTEMPTS` attempts in all. Every call is retried when the service
+        cannot have processed the attempt (no connection, 429, 503 with ``Retry-After``);
+        ``idempotent`` calls (by default PUT, DELETE and HEAD) also on 408, other 5xx and other
+        transport errors. A send is not, since a second one could deliver the message twice.
         """
         if self._http.is_closed:
             msg = (
@@ -112,48 +150,68 @@ class RestClient:
             raise RuntimeError(msg)
         url = self.endpoint.server_url(path)
         query = httpx2.QueryParams([("api-version", API_VERSION), *params])
-        headers = {"Content-Type": "application/json"} if content is not None else {}
-        attempts = _ATTEMPTS if method in _IDEMPOTENT else 1
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT
         attempt = 0
         while True:
             attempt += 1
-            bearer, entra_token = await self._bearer(url)
-            headers["Authorization"] = f"Bearer {bearer}"
-            try:
-                response = await self._http.request(
-                    method,
-                    url,
-                    params=query,
-                    content=content,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
-            except httpx2.HTTPError as exc:
-                error = transport_error(exc, endpoint=self.endpoint, doing=doing)
-            else:
-                status = response.status_code
-                if 200 <= status < 300 or status in accept:
-                    return status
-                if status == 401 and entra_token is not None and self._entra is not None:
-                    self._entra.discard(entra_token)  # the next call fetches a new one
-                error = service_error(
-                    response,
-                    endpoint=self.endpoint,
-                    doing=doing,
-                    action=action,
-                    token=bearer,
-                    access_key=self._key is not None,
-                )
-                if not _transient(status):
-                    raise error
-            delay = self._retry_delay(attempt, attempts, error)
+            outcome = await self._attempt(
+                method, url, query, content, doing=doing, action=action, accept=accept
+            )
+            if isinstance(outcome, int):
+                return outcome
+            error = outcome.error
+            if not (outcome.unprocessed or (idempotent and outcome.transient)):
+                if outcome.transient:  # not idempotent: it may have been carried out
+                    msg = f"{error} It was not retried: the service may have delivered it."
+                    raise ServiceError(msg, status=error.status, retry_after=error.retry_after)
+                raise error
+            delay = self._retry_delay(attempt, error)
             if delay is None:
                 raise error
             logger.info("Retrying in %.2f s: %s", delay, error)
             await self._clock.sleep(delay)
 
-    def _retry_delay(self, attempt: int, attempts: int, error: ServiceError) -> float | None:
-        if attempt >= attempts or (error.retry_after or 0.0) > _RETRY_CAP:
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        query: httpx2.QueryParams,
+        content: bytes | None,
+        *,
+        doing: str,
+        action: str,
+        accept: Container[int],
+    ) -> int | _Failure:
+        """One request: the status if it is a success (or accepted), else what went wrong."""
+        bearer, entra_token = await self._bearer(url)
+        headers = {"Authorization": f"Bearer {bearer}"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            response = await self._http.request(
+                method, url, params=query, content=content, headers=headers, timeout=self._timeout
+            )
+        except httpx2.HTTPError as exc:
+            error = transport_error(exc, endpoint=self.endpoint, doing=doing)
+            return _Failure(error, unprocessed=isinstance(exc, _NOT_SENT), transient=True)
+        status = response.status_code
+        if 200 <= status < 300 or status in accept:
+            return status
+        if status == 401 and entra_token is not None and self._entra is not None:
+            self._entra.discard(entra_token)  # the next call fetches a new one
+        error = service_error(
+            response,
+            endpoint=self.endpoint,
+            doing=doing,
+            action=action,
+            token=bearer,
+            access_key=self._key is not None,
+        )
+        return _classify(status, error)
+
+    def _retry_delay(self, attempt: int, error: ServiceError) -> float | None:
+        if attempt >= MAX_ATTEMPTS or (error.retry_after or 0.0) > _RETRY_CAP:
             return None
         return self._backoff.delay(attempt, retry_after=error.retry_after)
 
@@ -179,6 +237,18 @@ def _excluded(connection_ids: Sequence[str]) -> list[tuple[str, str]]:
         msg = "excluded must be a list of connection ids, not a single string or other value."
         raise InvalidInputError(msg)
     return [("excluded", check_id(cid, "Each excluded connection id")) for cid in connection_ids]
+
+
+def _reason(reason: object) -> list[tuple[str, str]]:
+    return [] if reason is None else [("reason", check_id(reason, "reason"))]
+
+
+def _recipients(values: Iterable[str], what: str) -> list[str]:
+    """``values`` checked as ids, each once, in their order."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        msg = f"{what}s must be a list of {what}s, not a single string or other value."
+        raise InvalidInputError(msg)
+    return list(dict.fromkeys(check_id(value, f"Each {what}") for value in values))
 
 
 def _payload(target: object, arguments: tuple[object, ...]) -> bytes:
@@ -237,6 +307,7 @@ class HubClient:
         params: Sequence[tuple[str, str]] = (),
         content: bytes | None = None,
         accept: Container[int] = (),
+        idempotent: bool | None = None,
     ) -> int:
         return await self._rest.request(
             method,
@@ -246,7 +317,52 @@ class HubClient:
             params=[*self._application, *params],
             content=content,
             accept=accept,
+            idempotent=idempotent,
         )
+
+    async def _fan_out(
+        self, recipients: list[str], kind: str, target: str, send: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """``send`` to each recipient and raise if any of them failed.
+
+        The first request goes alone: if the service refuses the identity (401, 403), it would
+        refuse every other one too, so none is made. The rest go a few at a time. Nothing reached
+        anyone: the first recipient's error as it is. Some were sent: :class:`PartialSendError`.
+        """
+        failed: dict[str, ServiceError] = {}
+        refused: list[ServiceError] = []
+
+        async def attempt(recipient: str) -> None:
+            if refused:
+                failed[recipient] = refused[0]
+                return
+            try:
+                await send(recipient)
+            except (AuthenticationFailedError, PermissionDeniedError) as error:
+                refused.append(error)
+                failed[recipient] = error
+            except ServiceError as error:
+                failed[recipient] = error
+
+        if not recipients:
+            return
+        await attempt(recipients[0])
+        queue = iter(recipients[1:])
+
+        async def worker() -> None:
+            for recipient in queue:  # shared by the workers: each takes the next
+                await attempt(recipient)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(min(_FAN_OUT, len(recipients) - 1)):
+                group.start_soon(worker)
+        if not failed:
+            return
+        sent = tuple(recipient for recipient in recipients if recipient not in failed)
+        if not sent:
+            raise failed[recipients[0]]
+        ordered = {recipient: failed[recipient] for recipient in recipients if recipient in failed}
+        raise PartialSendError(target=target, kind=kind, hub=self._hub, sent=sent, failed=ordered)
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -287,6 +403,56 @@ class HubClient:
             params=_excluded(excluded),
             content=_payload(target, arguments),
         )
+
+    async def send_to_users(self, user_ids: Iterable[str], target: str, *arguments: object) -> None:
+        """Invoke ``target(*arguments)`` on every connection of each user in ``user_ids``.
+
+        The REST API has no such call: this makes one request per user (each user once), a few
+        at a time. If some fail, :class:`PartialSendError` says which users got the message.
+        """
+        users = _recipients(user_ids, "user id")
+        body = _payload(target, arguments)
+
+        async def send(user: str) -> None:
+            await self._call(
+                "POST",
+                f"/users/{quote(user, safe='')}/:send",
+                action=DataAction.USER_SEND,
+                doing=f"send to user {user!r:.80}",
+                content=body,
+            )
+
+        await self._fan_out(users, "users", target, send)
+
+    async def send_to_groups(
+        self,
+        groups: Iterable[str],
+        target: str,
+        *arguments: object,
+        excluded: Sequence[str] = (),
+    ) -> None:
+        """Invoke ``target(*arguments)`` on every connection in each of ``groups`` but the
+        ``excluded`` connections.
+
+        The REST API has no such call: this makes one request per group (each group once), a
+        few at a time, so a connection in two of the groups gets the message twice. If some
+        fail, :class:`PartialSendError` says which groups got it.
+        """
+        names = _recipients(groups, "group")
+        body = _payload(target, arguments)
+        skipped = _excluded(excluded)
+
+        async def send(group: str) -> None:
+            await self._call(
+                "POST",
+                f"/groups/{quote(group, safe='')}/:send",
+                action=DataAction.GROUP_SEND,
+                doing=f"send to group {group!r:.80}",
+                params=skipped,
+                content=body,
+            )
+
+        await self._fan_out(names, "groups", target, send)
 
     async def send_to_connection(self, connection_id: str, target: str, *arguments: object) -> None:
         """Invoke ``target(*arguments)`` on one connection (nothing happens if it is gone)."""
@@ -362,6 +528,27 @@ class HubClient:
             doing="remove a user from a group",
         )
 
+    async def remove_connection_from_all_groups(self, connection_id: str) -> None:
+        """Remove a connection from every group it is in; a connection that is gone is in none."""
+        connection = _segment(connection_id, "connection_id")
+        await self._call(
+            "DELETE",
+            f"/connections/{connection}/groups",
+            action=DataAction.GROUP_WRITE,
+            doing="remove a connection from all groups",
+            accept=(404,),
+        )
+
+    async def remove_user_from_all_groups(self, user_id: str) -> None:
+        """Remove a user from every group: their connections now and to come join none of them."""
+        user = _segment(user_id, "user_id")
+        await self._call(
+            "DELETE",
+            f"/users/{user}/groups",
+            action=DataAction.USER_WRITE,
+            doing="remove a user from all groups",
+        )
+
     # -- existence ---------------------------------------------------------------------------
 
     async def _exists(self, path: str, *, action: str, doing: str) -> bool:
@@ -405,11 +592,42 @@ class HubClient:
     async def close_connection(self, connection_id: str, *, reason: str | None = None) -> None:
         """Close a client connection; ``reason`` reaches the client in its close message."""
         connection = _segment(connection_id, "connection_id")
-        params = [] if reason is None else [("reason", check_id(reason, "reason"))]
         await self._call(
             "DELETE",
             f"/connections/{connection}",
             action=DataAction.CONNECTION_WRITE,
             doing="close a connection",
-            params=params,
+            params=_reason(reason),
         )
+
+    async def _close(self, path: str, doing: str, excluded: Sequence[str], reason: object) -> None:
+        # A POST, but closing twice closes nothing more: retried as the idempotent calls are.
+        await self._call(
+            "POST",
+            f"{path}/:closeConnections",
+            action=DataAction.CONNECTION_WRITE,
+            doing=doing,
+            params=[*_excluded(excluded), *_reason(reason)],
+            idempotent=True,
+        )
+
+    async def close_all_connections(
+        self, *, excluded: Sequence[str] = (), reason: str | None = None
+    ) -> None:
+        """Close every connection of the hub but the ``excluded``; ``reason`` reaches each client
+        in its close message."""
+        await self._close("", "close all connections", excluded, reason)
+
+    async def close_group_connections(
+        self, group: str, *, excluded: Sequence[str] = (), reason: str | None = None
+    ) -> None:
+        """Close every connection in ``group`` but the ``excluded``, with ``reason``."""
+        name = _segment(group, "group")
+        await self._close(f"/groups/{name}", "close a group's connections", excluded, reason)
+
+    async def close_user_connections(
+        self, user_id: str, *, excluded: Sequence[str] = (), reason: str | None = None
+    ) -> None:
+        """Close every connection of ``user_id`` but the ``excluded``, with ``reason``."""
+        user = _segment(user_id, "user_id")
+        await self._close(f"/users/{user}", "close a user's connections", excluded, reason)

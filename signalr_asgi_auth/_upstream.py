@@ -43,6 +43,7 @@ from ._errors import (
     shown,
 )
 from ._oidc_keys import OpenIDKeys, TenantKeys, check_fetch_url
+from ._repeated_warnings import RepeatedWarnings
 from ._secrets import Secret
 from ._upstream_request import AuthMethod, UpstreamRequest, read_body, read_head
 
@@ -52,6 +53,7 @@ __all__ = [
     "UpstreamAuthenticationError",
     "UpstreamHandler",
     "UpstreamVerifier",
+    "error_completion",
     "upstream_endpoint",
     "upstream_error_response",
     "upstream_response",
@@ -86,10 +88,11 @@ class UpstreamAuthenticationError(SignalRAuthError):
 
 
 class HubMethodError(Exception):
-    """Raise this from an upstream handler to fail the client's invocation with this message.
+    """Raise this from a hub method (``@hub.on``) or an upstream handler to fail the client's
+    invocation with this message; from ``on_connected`` to close the client with it.
 
-    Any other exception becomes a 500 answer, which the service reports to the client without
-    its details.
+    Any other exception reaches the client without its details: a generic completion error from a
+    hub method, a 500 answer (which the service reports generically) from an upstream handler.
     """
 
 
@@ -134,6 +137,9 @@ class UpstreamVerifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
+        # Unauthenticated callers choose how often (and with which reason) they are refused.
+        self._refusals = RepeatedWarnings(logger, "Refused an upstream request")
+        self._outages = RepeatedWarnings(logger, "Could not verify an upstream request")
         self._access_keys = _access_keys(access_keys)
         self._audiences = _audiences(audience)
         self._object_ids = _object_ids(allowed_object_ids)
@@ -218,7 +224,14 @@ class UpstreamVerifier:
                 return upstream_response(call, None)
         """
         head = read_head(request.headers)
-        method, principal_id = await self._authenticate(request.headers, head.connection_id)
+        try:
+            method, principal_id = await self._authenticate(request.headers, head.connection_id)
+        except UpstreamAuthenticationError as exc:
+            self._refusals.warn(str(exc), key=UpstreamAuthenticationError)
+            raise
+        except ServiceError as exc:
+            self._outages.warn(str(exc))
+            raise
         body = read_body(await request.body(), request.headers, head)
         return UpstreamRequest(
             hub=head.hub,
@@ -477,13 +490,12 @@ def upstream_error_response(exc: SignalRAuthError) -> JSONResponse:
         status, code = 401, "unauthorized"
         refused_token = exc.token_presented
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if refused_token else "Bearer"
-        logger.warning("Refused an upstream request: %s", exc)
     elif isinstance(exc, InvalidInputError):
         status, code = 400, "invalid_request"
     else:
         status, code = 503, "service_error" if isinstance(exc, ServiceError) else "unavailable"
-        headers["Retry-After"] = _RETRY_AFTER
-        logger.warning("Could not verify an upstream request: %s", exc)
+        wait = exc.retry_after if isinstance(exc, ServiceError) else None
+        headers["Retry-After"] = str(math.ceil(wait)) if wait else _RETRY_AFTER
     return JSONResponse({"code": code, "error": str(exc)}, status_code=status, headers=headers)
 
 
@@ -516,6 +528,11 @@ def _completion(invocation_id: str, **outcome: object) -> Response:
         error = {"type": _COMPLETION, "invocationId": invocation_id, "error": _NOT_JSON}
         text = json.dumps(error, separators=(",", ":"))
     return Response(text + "\x1e", media_type="application/json")
+
+
+def error_completion(invocation_id: str, error: str) -> Response:
+    """The answer that fails the client's invocation with ``error``."""
+    return _completion(invocation_id, error=error)
 
 
 def upstream_endpoint(

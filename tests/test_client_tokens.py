@@ -306,6 +306,9 @@ def test_claims_must_be_a_mapping(claims: object) -> None:
         pytest.param("alice\n", "user_id must not contain control characters", id="newline"),
         pytest.param("ali\tce", "user_id must not contain control characters", id="tab"),
         pytest.param("alice\x7f", "user_id must not contain control characters", id="del"),
+        pytest.param("ali\x9bce", "user_id must not contain control characters", id="c1-csi"),
+        pytest.param("alice\x85", "user_id must not contain control characters", id="c1-nel"),
+        pytest.param("\x80alice", "user_id must not contain control characters", id="c1-first"),
     ],
 )
 def test_bad_user_ids_are_refused(user_id: object, match: str) -> None:

@@ -35,3 +35,47 @@ def test_negotiate_reply_is_a_fresh_credential_never_cached(
         reply["accessToken"], emulator, audience="http://127.0.0.1/client/?hub=chat"
     )
     assert claims["asrs.s.uid"] == "ada"
+
+
+BAD_USERS = {
+    "blank": "   ",
+    "empty": "",
+    "too-long": "x" * 65,
+    "control": "ada\x01",
+}
+
+
+@pytest.mark.parametrize("case", [*BAD_USERS, "missing"])
+def test_both_examples_refuse_a_bad_user_alike_as_negotiate_endpoint_does(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], case: str
+) -> None:
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
+    params = {} if case == "missing" else {"user": BAD_USERS[case]}
+    answers = []
+    for create in (fastapi_app, starlette_app):
+        with TestClient(create(auth)) as client:
+            answers.append(client.post("/chat/negotiate", params=params))
+    fastapi_answer, starlette_answer = answers
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert set(answer.json()) == {"code", "error"}
+        assert answer.json()["code"] == "invalid_request"
+    assert fastapi_answer.json() == starlette_answer.json()
+
+
+@pytest.mark.parametrize("create", [fastapi_app, starlette_app], ids=["fastapi", "starlette"])
+def test_both_examples_strip_the_spaces_around_a_user(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    create: Callable[[SignalRAuth], ASGIApp],
+) -> None:
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
+    with TestClient(create(auth)) as client:
+        answer = client.post("/chat/negotiate", params={"user": "  ada lovelace  "})
+    assert answer.status_code == 200, answer.text
+    claims = verify_client_token(
+        answer.json()["accessToken"], emulator, audience="http://127.0.0.1/client/?hub=chat"
+    )
+    assert claims["asrs.s.uid"] == "ada lovelace"

@@ -300,8 +300,8 @@ async def test_fault(
             body = reply.json()
             assert body["code"] == "not_ready"
             assert re.search(
-                r"The SignalR access key expired at .* and refreshing it has failed "
-                r"\d+ times: ",
+                r"The SignalR access key expired at .* and refreshing it has failed since "
+                r"\S+: ",
                 body["error"],
             ), body["error"]
             assert re.search(fault.cause, body["error"]), body["error"]

@@ -4,6 +4,7 @@ refresh on schedule, the last good key through failures, 503 after expiry, recov
 from __future__ import annotations
 
 import itertools
+import logging
 
 import anyio
 import httpx2
@@ -11,6 +12,7 @@ import jwt
 import pytest
 
 from signalr_asgi_auth import NotReadyError, SignalRAuth
+from signalr_asgi_auth._negotiate import error_response
 from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 
 from .support import auth_for, principal_with_role, verify_client_token
@@ -144,6 +146,53 @@ async def test_startup_waits_at_most_startup_timeout(
         with pytest.raises(NotReadyError, match="under way"):
             await signalr.negotiate("chat")
     assert 0.25 < elapsed < 2.5  # not the 3 s the key takes (room for a busy machine)
+
+
+async def test_a_hung_identity_endpoint_is_blamed_not_the_service(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    emulator.inject("identity.app_service", delay=3)
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator), startup_timeout=0.3)
+    async with auth as signalr:
+        with pytest.raises(NotReadyError) as caught:
+            await signalr.negotiate("chat")
+    message = str(caught.value)
+    assert "Microsoft Entra token" in message
+    assert "ManagedIdentityCredential" in message
+    assert emulator_url not in message  # the service has not been asked anything yet
+    assert emulator.log.count("signalr.access_key") == 0
+
+
+async def test_an_expired_key_is_warned_once_however_often_refreshing_fails(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "signalr_asgi_auth")
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator), **SHORT)
+    answers: list[int] = []
+    async with auth as signalr:
+        await signalr.client_token("chat")
+        emulator.inject("signalr.access_key", status=500)
+        await anyio.sleep(1.4)  # past the 1.2 s the key may be used
+        failed_before = auth.health()["access_key"]["consecutive_failures"]
+        for _ in range(40):  # 0.8 s: several refreshes fail meanwhile (backoff at most 0.2 s)
+            try:
+                await signalr.negotiate("chat")
+            except NotReadyError as exc:
+                answers.append(error_response(exc).status_code)
+            await anyio.sleep(0.02)
+        failed_after = auth.health()["access_key"]["consecutive_failures"]
+    assert answers == [503] * 40
+    assert failed_after > failed_before
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.getMessage().startswith("Negotiation failed")
+    ]
+    assert len(warned) == 1, warned
+    assert "The SignalR access key expired at" in warned[0]
 
 
 async def test_a_shutdown_cancels_the_keepers_promptly(

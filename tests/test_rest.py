@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -24,17 +25,20 @@ from signalr_asgi_auth import (
     AuthenticationFailedError,
     HubClient,
     InvalidInputError,
+    PartialSendError,
     PermissionDeniedError,
     ServiceError,
     SignalRAuth,
     SignalRAuthMiddleware,
     SignalRContext,
 )
-from signalr_asgi_auth._rbac import DataAction
+from signalr_asgi_auth._rbac import DataAction, roles_granting
+from signalr_asgi_auth._rest import MAX_ATTEMPTS
 from signalr_asgi_auth.emulator import Emulator, Principal
 
 from .emulator.helpers import TIMEOUT
 from .emulator.hub_client import HubSocket, hub_socket, negotiate
+from .faults import closed_port_url
 from .support import FAST, auth_for, principal_with_role
 
 pytestmark = pytest.mark.anyio
@@ -310,26 +314,113 @@ async def test_idempotent_calls_are_retried(emulator: Emulator, auth: SignalRAut
         await hub.add_user_to_group("g", "gina")
         emulator.inject("signalr.rest", status=408, times=2)
         assert await hub.user_in_group("g", "gina")
+        emulator.inject("signalr.rest", status=500, times=1)
+        await hub.close_group_connections("g")  # a POST, but closing twice closes nothing more
         statuses = [entry.status for entry in emulator.log.entries("signalr.rest")]
-        assert statuses == [503, 200, 408, 408, 200]
+        assert statuses == [503, 200, 408, 408, 200, 500, 204]
 
         emulator.log.clear()
         emulator.inject("signalr.rest", status=500)  # until removed
         with pytest.raises(ServiceError, match="500") as caught:
             await hub.remove_user_from_group("g", "gina")
         assert caught.value.status == 500
-        assert emulator.log.count("signalr.rest") == 3  # at most three attempts
+        assert emulator.log.count("signalr.rest") == MAX_ATTEMPTS == 3  # two retries
         emulator.clear_faults()
 
 
-async def test_sends_are_never_retried(emulator: Emulator, auth: SignalRAuth) -> None:
+async def test_sends_are_retried_when_the_service_cannot_have_processed_them(
+    emulator: Emulator, auth: SignalRAuth
+) -> None:
+    async with auth as signalr, Clients(emulator) as clients:
+        alice = await clients.connect(signalr, "alice")
+        hub = signalr.hub("chat")
+        emulator.log.clear()
+        emulator.inject("signalr.rest", status=429, times=1)
+        await hub.send_to_user("alice", "after-429")
+        emulator.inject("signalr.rest", status=503, headers={"Retry-After": "1"}, times=1)
+        await hub.send_to_all("after-503")
+        emulator.inject("signalr.rest", status=429, times=2)
+        await hub.send_to_groups(["nobody-here"], "after-two-429s")
+        await hub.send_to_all("end")
+
+        # Each message arrives once: the refused attempts delivered nothing.
+        assert await alice.receive() == message("after-429")
+        assert await alice.receive() == message("after-503")
+        assert await alice.receive() == message("end")
+    statuses = [entry.status for entry in emulator.log.entries("signalr.rest")]
+    assert statuses == [429, 202, 503, 202, 429, 429, 202, 202]
+
+
+async def test_sends_are_not_retried_once_they_may_have_been_delivered(
+    emulator: Emulator, auth: SignalRAuth
+) -> None:
     async with auth as signalr:
-        emulator.inject("signalr.rest", status=503, times=1)
-        with pytest.raises(ServiceError, match="503") as caught:
-            await signalr.hub("chat").send_to_all("once")
-        assert caught.value.status == 503
-        assert emulator.log.count("signalr.rest") == 1
+        hub = signalr.hub("chat")
+        for status in (500, 502, 503, 504, 408):  # 503 without Retry-After
+            emulator.log.clear()
+            emulator.inject("signalr.rest", status=status, times=1)
+            with pytest.raises(ServiceError, match=f"answered {status}") as caught:
+                await hub.send_to_all("once")
+            assert caught.value.status == status
+            assert "It was not retried: the service may have delivered it." in str(caught.value)
+            assert emulator.log.count("signalr.rest") == 1
         assert emulator.faults == []
+
+
+async def test_a_send_that_timed_out_is_not_retried(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], sender: Principal
+) -> None:
+    auth = auth_for(emulator, emulator_url, sender, request_timeout=0.5)
+    async with auth as signalr:
+        hub = signalr.hub("chat")
+        emulator.inject("signalr.rest", delay=1.5, times=1)  # answers, but too late
+        with pytest.raises(ServiceError, match="did not answer in time") as caught:
+            await hub.send_to_user("alice", "once")
+        assert "may have delivered it" in str(caught.value)
+        # An idempotent call that times out is tried again (and the service answers in time).
+        emulator.inject("signalr.rest", delay=1.5, times=1)
+        await hub.remove_user_from_all_groups("alice")
+        with anyio.fail_after(TIMEOUT):
+            while emulator.log.count("signalr.rest") < 3:  # noqa: ASYNC110 - the server's thread logs late answers
+                await anyio.sleep(0.05)
+    requests = sorted((e.method, e.path) for e in emulator.log.entries("signalr.rest"))
+    assert requests == [
+        ("DELETE", "/api/hubs/chat/users/alice/groups"),
+        ("DELETE", "/api/hubs/chat/users/alice/groups"),
+        ("POST", "/api/hubs/chat/users/alice/:send"),
+    ]
+
+
+async def test_a_refused_connection_is_retried_even_for_sends(emulator: Emulator) -> None:
+    attempts: list[str] = []
+
+    async def count(request: httpx2.Request) -> None:
+        attempts.append(request.url.path)
+
+    async with httpx2.AsyncClient(event_hooks={"request": [count]}) as http:
+        auth = SignalRAuth(
+            endpoint=closed_port_url(), access_key=emulator.access_keys[0], http_client=http, **FAST
+        )
+        async with auth as signalr:
+            hub = signalr.hub("chat")
+            with pytest.raises(
+                ServiceError, match=r"Could not reach .* \(ConnectError\)"
+            ) as caught:
+                await hub.send_to_all("news")
+            assert "not retried" not in str(caught.value)  # it was: nothing can have arrived
+            assert attempts == ["/api/hubs/chat/:send"] * MAX_ATTEMPTS
+            attempts.clear()
+            with pytest.raises(ServiceError, match="Could not reach"):
+                await hub.close_all_connections()
+            assert len(attempts) == MAX_ATTEMPTS
+
+
+def test_the_readme_states_the_number_of_attempts() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    words = {3: "three", 4: "four", 5: "five"}
+    section = readme.partition("## Sending from the server")[2].partition("\n## ")[0]
+    assert f"at most {words[MAX_ATTEMPTS]} attempts in all" in section
+    assert "retried up to" not in readme
 
 
 async def test_a_long_retry_after_is_not_waited_for(emulator: Emulator, auth: SignalRAuth) -> None:
@@ -395,6 +486,23 @@ async def test_invalid_input_sends_nothing(emulator: Emulator, auth: SignalRAuth
             (hub.add_user_to_group("g", "u", ttl=-1), "ttl must be zero or more"),
             (hub.close_connection("c", reason=""), "reason"),
             (hub.user_in_group("g", "u" * 1025), "at most 1024"),
+            (hub.send_to_users("alice", "t"), "user ids must be a list of user ids"),
+            (hub.send_to_users(None, "t"), "user ids must be a list"),  # type: ignore[arg-type]
+            (hub.send_to_users(["a", ""], "t"), "Each user id must be a non-empty string"),
+            (hub.send_to_users(["a"], ""), "target"),
+            (hub.send_to_users(["a"], "t", {1}), "cannot be sent as JSON"),
+            (hub.send_to_groups(b"g", "t"), "groups must be a list of groups"),  # type: ignore[arg-type]
+            (hub.send_to_groups(["g", 1], "t"), "Each group must be"),  # type: ignore[list-item]
+            (hub.send_to_groups(["g\x85"], "t"), "control characters"),
+            (hub.send_to_groups(["g"], "t", excluded="c"), "excluded must be a list"),
+            (hub.close_all_connections(excluded="abc"), "excluded must be a list"),
+            (hub.close_all_connections(reason=""), "reason"),
+            (hub.close_all_connections(excluded=[None]), "excluded connection id"),  # type: ignore[list-item]
+            (hub.close_group_connections(""), "group must be a non-empty string"),
+            (hub.close_user_connections("u", reason="a\nb"), "control characters"),
+            (hub.close_user_connections("u" * 1025), "at most 1024"),
+            (hub.remove_connection_from_all_groups(""), "connection_id"),
+            (hub.remove_user_from_all_groups(7), "user_id"),  # type: ignore[arg-type]
         ]
         for call, fragment in cases:
             with pytest.raises(InvalidInputError, match=fragment):
@@ -448,3 +556,290 @@ async def test_negotiation_makes_no_request(
         signalr.hub("chat")
         await signalr.negotiate("chat", user_id="x")
         assert len(emulator.log) == before
+
+
+# -- closing many connections, leaving every group ------------------------------------------------
+
+
+def closed(reason: str | None = None) -> dict[str, Any]:
+    """The close message a client gets when the service closes it."""
+    return {"type": 7, **({"error": reason} if reason else {}), "allowReconnect": False}
+
+
+async def gone(hub: HubClient, client: Client) -> None:
+    """Wait until the service no longer has ``client``'s connection."""
+    with anyio.fail_after(TIMEOUT):
+        while await hub.connection_exists(client.connection_id):  # noqa: ASYNC110 - asking the service
+            await anyio.sleep(0.02)
+
+
+async def test_close_all_connections(emulator: Emulator, auth: SignalRAuth) -> None:
+    async with auth as signalr, Clients(emulator) as clients:
+        alice = await clients.connect(signalr, "alice")
+        bob = await clients.connect(signalr, "bob")
+        carol = await clients.connect(signalr, "carol")
+        other = await clients.connect(signalr, "dan", hub="other")
+        hub = signalr.hub("chat")
+
+        await hub.close_all_connections(excluded=[bob.connection_id], reason="maintenance")
+
+        assert await alice.receive() == closed("maintenance")
+        assert await carol.receive() == closed("maintenance")
+        await gone(hub, alice)
+        await gone(hub, carol)
+        await hub.send_to_all("still-here")
+        await signalr.hub("other").send_to_all("still-here")
+        assert await bob.receive() == message("still-here")
+        assert await other.receive() == message("still-here")
+        await hub.close_all_connections()
+        assert await bob.receive() == closed()
+    first = emulator.log.entries("signalr.rest")[0]
+    assert (first.method, first.path, first.status) == (
+        "POST",
+        "/api/hubs/chat/:closeConnections",
+        204,
+    )
+    assert first.query == {
+        "api-version": "2022-06-01",
+        "excluded": bob.connection_id,
+        "reason": "maintenance",
+    }
+
+
+async def test_close_a_groups_and_a_users_connections(
+    emulator: Emulator, auth: SignalRAuth
+) -> None:
+    async with auth as signalr, Clients(emulator) as clients:
+        alice = await clients.connect(signalr, "alice")
+        alice_too = await clients.connect(signalr, "alice")
+        bob = await clients.connect(signalr, "bob")
+        carol = await clients.connect(signalr, "carol")
+        hub = signalr.hub("chat")
+        for client in (alice, bob, carol):
+            await hub.add_connection_to_group("room", client.connection_id)
+
+        await hub.close_group_connections("room", excluded=[carol.connection_id], reason="closed")
+        assert await alice.receive() == closed("closed")
+        assert await bob.receive() == closed("closed")
+        await gone(hub, bob)
+
+        await hub.close_user_connections("carol", reason="banned")
+        assert await carol.receive() == closed("banned")
+        await hub.close_user_connections("alice", excluded=[alice_too.connection_id])
+        await hub.close_group_connections("empty")  # nobody to close: no error
+        await hub.send_to_all("after")
+        assert await alice_too.receive() == message("after")
+    paths = [entry.path for entry in emulator.log.entries("signalr.rest")]
+    assert "/api/hubs/chat/groups/room/:closeConnections" in paths
+    assert "/api/hubs/chat/users/carol/:closeConnections" in paths
+
+
+async def test_remove_a_connection_from_all_groups(emulator: Emulator, auth: SignalRAuth) -> None:
+    async with auth as signalr, Clients(emulator) as clients:
+        alice = await clients.connect(signalr, "alice")
+        bob = await clients.connect(signalr, "bob")
+        hub = signalr.hub("chat")
+        for group in ("red", "blue"):
+            await hub.add_connection_to_group(group, alice.connection_id)
+        await hub.add_connection_to_group("red", bob.connection_id)
+
+        await hub.remove_connection_from_all_groups(alice.connection_id)
+        await hub.remove_connection_from_all_groups("gone-already")  # in no group: no error
+
+        await hub.send_to_group("red", "red")
+        await hub.send_to_group("blue", "blue")
+        await hub.send_to_all("end")
+        assert await alice.receive() == message("end")  # no group send reached her
+        assert await bob.receive() == message("red")
+        assert not await hub.group_exists("blue")
+    entry = emulator.log.entries("signalr.rest")[3]
+    assert (entry.method, entry.path, entry.status) == (
+        "DELETE",
+        f"/api/hubs/chat/connections/{alice.connection_id}/groups",
+        200,
+    )
+
+
+async def test_remove_a_user_from_all_groups(emulator: Emulator, auth: SignalRAuth) -> None:
+    async with auth as signalr, Clients(emulator) as clients:
+        hub = signalr.hub("chat")
+        for group in ("vip", "news"):
+            await hub.add_user_to_group(group, "carol")
+        await hub.add_user_to_group("news", "dave")
+        carol = await clients.connect(signalr, "carol")
+        dave = await clients.connect(signalr, "dave")
+
+        await hub.remove_user_from_all_groups("carol")
+
+        assert not await hub.user_in_group("vip", "carol")
+        assert not await hub.user_in_group("news", "carol")
+        carol_later = await clients.connect(signalr, "carol")  # joins none of them either
+        await hub.send_to_groups(["vip", "news"], "group-news")
+        await hub.send_to_all("end")
+        assert await carol.receive() == message("end")
+        assert await carol_later.receive() == message("end")
+        assert await dave.receive() == message("group-news")
+    entry = emulator.log.entries("signalr.rest")[3]
+    assert (entry.method, entry.path, entry.status) == (
+        "DELETE",
+        "/api/hubs/chat/users/carol/groups",
+        204,
+    )
+
+
+# -- several users or groups: one request each ---------------------------------------------------
+
+
+async def test_send_to_several_users_and_groups(emulator: Emulator, auth: SignalRAuth) -> None:
+    async with auth as signalr, Clients(emulator) as clients:
+        alice = await clients.connect(signalr, "alice")
+        bob = await clients.connect(signalr, "bob")
+        carol = await clients.connect(signalr, "carol")
+        hub = signalr.hub("chat")
+        await hub.add_connection_to_group("red", alice.connection_id)
+        await hub.add_connection_to_group("blue", bob.connection_id)
+        await hub.add_connection_to_group("blue", carol.connection_id)
+        emulator.log.clear()
+
+        await hub.send_to_users(["alice", "bob", "alice"], "users", 1)  # alice once
+        await hub.send_to_groups(("red", "blue"), "groups", 2, excluded=[carol.connection_id])
+        await hub.send_to_users([], "nobody")
+        await hub.send_to_groups(iter(()), "nobody")
+        await hub.send_to_all("end")
+
+        assert await alice.receive() == message("users", 1)
+        assert await alice.receive() == message("groups", 2)
+        assert await alice.receive() == message("end")
+        assert await bob.receive() == message("users", 1)
+        assert await bob.receive() == message("groups", 2)
+        assert await carol.receive() == message("end")
+    entries = emulator.log.entries("signalr.rest")
+    assert sorted(entry.path for entry in entries[:2]) == [
+        "/api/hubs/chat/users/alice/:send",
+        "/api/hubs/chat/users/bob/:send",
+    ]
+    assert sorted(entry.path for entry in entries[2:4]) == [
+        "/api/hubs/chat/groups/blue/:send",
+        "/api/hubs/chat/groups/red/:send",
+    ]
+    assert all(entry.query["excluded"] == carol.connection_id for entry in entries[2:4])
+    assert len(entries) == 5  # the empty lists made no request
+
+
+async def test_a_send_to_several_users_that_partly_fails(
+    emulator: Emulator, auth: SignalRAuth
+) -> None:
+    async with auth as signalr, Clients(emulator) as clients:
+        users = {name: await clients.connect(signalr, name) for name in ("ann", "ben", "cat")}
+        hub = signalr.hub("chat")
+        emulator.inject("signalr.rest", status=500, times=1)  # whichever request comes first
+
+        with pytest.raises(PartialSendError, match="500") as caught:
+            await hub.send_to_users(list(users), "news")
+
+        error = caught.value
+        [(failed, cause)] = error.failed.items()
+        assert sorted((*error.sent, failed)) == ["ann", "ben", "cat"]
+        assert error.status == cause.status == 500
+        assert f"'news' was sent to 2 of 3 users in hub 'chat'. It failed for {failed!r}" in str(
+            error
+        )
+        assert "not retried: the service may have delivered it" in str(cause)
+        await hub.send_to_all("end")
+        for name, client in users.items():
+            expected = [message("end")] if name == failed else [message("news"), message("end")]
+            assert [await client.receive() for _ in expected] == expected
+    assert emulator.log.count("signalr.rest") == 4  # a 500 is not retried for a send
+
+
+async def test_a_send_to_several_groups_that_fails_for_all(
+    emulator: Emulator, auth: SignalRAuth
+) -> None:
+    async with auth as signalr:
+        emulator.inject("signalr.rest", status=502)  # until removed
+        with pytest.raises(ServiceError, match="502") as caught:
+            await signalr.hub("chat").send_to_groups(["a", "b", "c"], "news")
+        emulator.clear_faults()
+    # Nothing reached anyone: the first group's error itself.
+    assert type(caught.value) is ServiceError
+    assert "send to group 'a' in hub 'chat'" in str(caught.value)
+    assert emulator.log.count("signalr.rest") == 3
+
+
+# -- who may do it -------------------------------------------------------------------------------
+
+NEW_OPERATIONS: dict[str, tuple[str, Any]] = {
+    "close_all_connections": (
+        DataAction.CONNECTION_WRITE,
+        lambda hub: hub.close_all_connections(excluded=["c"], reason="r"),
+    ),
+    "close_group_connections": (
+        DataAction.CONNECTION_WRITE,
+        lambda hub: hub.close_group_connections("g", reason="r"),
+    ),
+    "close_user_connections": (
+        DataAction.CONNECTION_WRITE,
+        lambda hub: hub.close_user_connections("u", excluded=["c"]),
+    ),
+    "remove_connection_from_all_groups": (
+        DataAction.GROUP_WRITE,
+        lambda hub: hub.remove_connection_from_all_groups("c"),
+    ),
+    "remove_user_from_all_groups": (
+        DataAction.USER_WRITE,
+        lambda hub: hub.remove_user_from_all_groups("u"),
+    ),
+    "send_to_users": (DataAction.USER_SEND, lambda hub: hub.send_to_users(["u", "v"], "t")),
+    "send_to_groups": (DataAction.GROUP_SEND, lambda hub: hub.send_to_groups(["g", "h"], "t")),
+}
+
+
+@pytest.mark.parametrize("role", ["SignalR REST API Owner", "SignalR Service Owner"])
+async def test_owner_roles_may_call_the_new_operations(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], role: str
+) -> None:
+    principal = principal_with_role(emulator, role)
+    async with auth_for(emulator, emulator_url, principal) as signalr:
+        hub = signalr.hub("chat")
+        for _, call in NEW_OPERATIONS.values():
+            await call(hub)
+    entries = emulator.log.entries("signalr.rest")
+    assert len(entries) == len(NEW_OPERATIONS) + 2  # the two sends to two recipients
+    assert {entry.principal_oid for entry in entries} == {principal.object_id}
+
+
+@pytest.mark.parametrize("name", NEW_OPERATIONS)
+async def test_rest_api_reader_may_not_call_the_new_operations(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], name: str
+) -> None:
+    principal = principal_with_role(emulator, "SignalR REST API Reader")
+    action, call = NEW_OPERATIONS[name]
+    # mode="service": startup needs only the Entra token, not the key the Reader may not fetch.
+    async with auth_for(emulator, emulator_url, principal, mode="service") as signalr:
+        with pytest.raises(PermissionDeniedError, match="SignalR REST API Owner") as caught:
+            await call(signalr.hub("chat"))
+    error = caught.value
+    assert error.action == action
+    assert error.roles == tuple(role.name for role in roles_granting(action))
+    assert error.roles[-2:] == ("SignalR REST API Owner", "SignalR Service Owner")
+    assert error.principal_id == principal.object_id
+    assert action in str(error)
+    assert emulator.log.count("signalr.rest") == 1  # not retried, and no second recipient tried
+
+
+async def test_app_server_may_close_connections_but_not_change_groups_or_send(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    principal = principal_with_role(emulator, "SignalR App Server")
+    async with auth_for(emulator, emulator_url, principal) as signalr:
+        hub = signalr.hub("chat")
+        for action, call in NEW_OPERATIONS.values():
+            if action == DataAction.CONNECTION_WRITE:
+                await call(hub)  # the role grants clientConnection/write
+                continue
+            with pytest.raises(PermissionDeniedError) as caught:
+                await call(hub)
+            assert caught.value.roles == ("SignalR REST API Owner", "SignalR Service Owner")
+            assert caught.value.action == action
+    statuses = [entry.status for entry in emulator.log.entries("signalr.rest")]
+    assert statuses == [204, 204, 204, 403, 403, 403, 403]

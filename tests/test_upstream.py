@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -591,6 +592,32 @@ async def test_a_verifier_takes_only_the_credentials_it_is_configured_for(
     assert_refused(nothing, r"no credentials: expected an X-ASRS-Signature header\.$")
 
 
+@anyio_tests
+async def test_refused_requests_are_warned_once_then_at_debug(
+    post: Post,
+    emulator: Emulator,
+    token: str,
+    foreign_key: rsa.RSAPrivateKey,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "signalr_asgi_auth")
+    # Each refusal says something else (another kid, another forged signature): an unauthenticated
+    # caller chooses the message, so it must not choose how often we warn either.
+    forged = [
+        asrs(Authorization=f"Bearer {_unknown_kid_token(token, foreign_key, f'kid-{n}')}")
+        for n in range(20)
+    ]
+    forged += [asrs(X_ASRS_Signature=sign(f"guess-{n}")) for n in range(20)]
+    forged += [asrs()] * 10
+
+    statuses = [(await post(headers, invocation())).status_code for headers in forged]
+
+    assert statuses == [401] * 50
+    refusals = [r for r in caplog.records if "Refused an upstream request" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.WARNING] + [logging.DEBUG] * 49
+    assert token not in caplog.text
+
+
 def assert_refused(
     response: httpx2.Response,
     reason: str,
@@ -732,6 +759,44 @@ async def test_unreachable_metadata_is_a_503_unless_a_signature_vouches(
     assert token not in unavailable.text
     assert completion(vouched)["result"] == 5
     assert [call.authenticated_by for call in recorder.calls] == ["signature"]
+
+
+@anyio_tests
+async def test_failing_metadata_with_nothing_cached_is_fetched_once_per_hold_back(
+    post: Post, recorder: Recorder, emulator: Emulator, clock: Clock, token: str
+) -> None:
+    emulator.inject("identity.openid", status=500)
+    bearer = asrs(Authorization=f"Bearer {token}")
+
+    first = [(await post(bearer, invocation())).status_code for _ in range(25)]
+    concurrent: list[int] = []
+
+    async def one() -> None:
+        concurrent.append((await post(bearer, invocation())).status_code)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(25):
+            tasks.start_soon(one)
+    held = await post(bearer, invocation())
+
+    assert first + concurrent == [503] * 50
+    assert emulator.log.count("identity.openid") == 1  # one fetch, not one per request
+    assert "got 500" in held.json()["error"]
+    assert 1 <= int(held.headers["retry-after"]) <= 5
+
+    clock.advance(1.5)  # the first hold-back is over: one request asks again, and fails again
+    assert (await post(bearer, invocation())).status_code == 503
+    assert (await post(bearer, invocation())).status_code == 503
+    assert emulator.log.count("identity.openid") == 2
+
+    emulator.clear_faults()
+    clock.advance(1.5)  # the hold-back doubled: not over yet
+    assert (await post(bearer, invocation())).status_code == 503
+    assert emulator.log.count("identity.openid") == 2
+    clock.advance(1)
+    assert completion(await post(bearer, invocation()))["result"] == 5
+    assert emulator.log.count("identity.openid") == 3
+    assert recorder.calls != []
 
 
 @anyio_tests

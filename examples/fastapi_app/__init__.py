@@ -14,19 +14,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import FastAPI, Path, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, Response
+from pydantic import BaseModel, Field, StringConstraints
 
 from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware, UpstreamVerifier
 from signalr_asgi_auth.fastapi import SignalR, add_exception_handler
 
+from .._names import MAX_NAME, name
 from .._page import signalr_bundle, static_files
 from .._upstream import UPSTREAM_PATH, upstream_route
 
 __all__ = ["create_app"]
 
 HUB = "chat"
-Name = Annotated[str, Field(min_length=1, max_length=64)]
+# Spaces around a name are dropped, as examples._names.name drops them for the starlette example.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
 
 
 class Join(BaseModel):
@@ -45,38 +47,36 @@ def create_app(
     ``upstream``, it takes the service's upstream calls at ``/upstream/{event}``."""
     app = FastAPI(title="signalr-asgi-auth chat")
     app.add_middleware(SignalRAuthMiddleware, auth=auth or SignalRAuth.from_connection_string())
-    add_exception_handler(app)  # no key yet, a missing role → 503 with Retry-After and the reason
+    # bad input → 400, no key yet or a missing role → 503 with Retry-After and the reason; JSON
+    add_exception_handler(app)
 
     @app.post("/chat/negotiate")
     async def negotiate(
-        signalr: SignalR,
-        response: Response,
-        user: Annotated[str, Query(min_length=1, max_length=64)],
+        signalr: SignalR, response: Response, user: str | None = None
     ) -> dict[str, str]:
-        # A real app takes the user from its own sign-in; the demo trusts the page.
+        # A real app takes the user from its own sign-in; the demo trusts the page. The name is
+        # checked by the same rule as the starlette example's, and refused with the same 400 JSON
+        # as negotiate_endpoint's (not FastAPI's 422 validation reply).
+        user_id = name(user, "The user query parameter")
         response.headers["Cache-Control"] = "no-store"  # the reply carries a credential
-        return await signalr.negotiate(HUB, user_id=user)
+        return await signalr.negotiate(HUB, user_id=user_id)
 
     @app.post("/messages", status_code=202)
     async def to_everyone(signalr: SignalR, said: Said) -> None:
         await signalr.hub(HUB).send_to_all("newMessage", said.user, said.text)
 
     @app.post("/users/{user}/messages", status_code=202)
-    async def to_user(
-        signalr: SignalR, user: Annotated[str, Path(max_length=64)], said: Said
-    ) -> None:
-        await signalr.hub(HUB).send_to_user(user, "directMessage", said.user, said.text)
+    async def to_user(signalr: SignalR, user: str, said: Said) -> None:
+        recipient = name(user, "The recipient")
+        await signalr.hub(HUB).send_to_user(recipient, "directMessage", said.user, said.text)
 
     @app.post("/groups/{group}/members", status_code=204)
-    async def join_group(
-        signalr: SignalR, group: Annotated[str, Path(max_length=64)], join: Join
-    ) -> None:
-        await signalr.hub(HUB).add_user_to_group(group, join.user)
+    async def join_group(signalr: SignalR, group: str, join: Join) -> None:
+        await signalr.hub(HUB).add_user_to_group(name(group, "The group"), join.user)
 
     @app.post("/groups/{group}/messages", status_code=202)
-    async def to_group(
-        signalr: SignalR, group: Annotated[str, Path(max_length=64)], said: Said
-    ) -> None:
+    async def to_group(signalr: SignalR, group: str, said: Said) -> None:
+        group = name(group, "The group")
         await signalr.hub(HUB).send_to_group(group, "groupMessage", group, said.user, said.text)
 
     if upstream is not None:  # the service's calls: invoke("send"), connected, disconnected

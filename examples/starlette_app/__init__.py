@@ -15,13 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from signalr_asgi_auth import (
+    InvalidInputError,
     SignalRAuth,
     SignalRAuthError,
     SignalRAuthMiddleware,
@@ -31,6 +31,7 @@ from signalr_asgi_auth import (
     signalr_exception_handler,
 )
 
+from .._names import name
 from .._page import signalr_bundle, static_files
 from .._upstream import UPSTREAM_PATH, upstream_route
 
@@ -39,19 +40,14 @@ __all__ = ["create_app"]
 HUB = "chat"
 
 
-def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not 0 < len(value.strip()) <= 64:
-        raise HTTPException(400, f"{what} must be a name of 1 to 64 characters.")
-    return value.strip()
-
-
 async def _json(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise HTTPException(400, 'Send a JSON object, e.g. {"user": "ada", "text": "hello"}.')
+        msg = 'Send a JSON object, e.g. {"user": "ada", "text": "hello"}.'
+        raise InvalidInputError(msg)
     return body
 
 
@@ -60,13 +56,14 @@ async def _said(request: Request) -> tuple[str, str]:
     body = await _json(request)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise HTTPException(400, "text must be a non-empty string.")
-    return _name(body.get("user"), "user"), text[:1000]
+        msg = "text must be a non-empty string."
+        raise InvalidInputError(msg)
+    return name(body.get("user"), "user"), text[:1000]
 
 
 def user_of(request: Request) -> str:
     # A real app takes the user from its own sign-in (request.user); the demo trusts the page.
-    return _name(request.query_params.get("user"), "The user query parameter")
+    return name(request.query_params.get("user"), "The user query parameter")
 
 
 async def to_everyone(request: Request) -> Response:
@@ -76,21 +73,21 @@ async def to_everyone(request: Request) -> Response:
 
 
 async def to_user(request: Request) -> Response:
-    recipient = _name(request.path_params["user"], "The recipient")
+    recipient = name(request.path_params["user"], "The recipient")
     user, text = await _said(request)
     await get_context(request).hub(HUB).send_to_user(recipient, "directMessage", user, text)
     return Response(status_code=202)
 
 
 async def join_group(request: Request) -> Response:
-    group = _name(request.path_params["group"], "The group")
-    user = _name((await _json(request)).get("user"), "user")
+    group = name(request.path_params["group"], "The group")
+    user = name((await _json(request)).get("user"), "user")
     await get_context(request).hub(HUB).add_user_to_group(group, user)
     return Response(status_code=204)
 
 
 async def to_group(request: Request) -> Response:
-    group = _name(request.path_params["group"], "The group")
+    group = name(request.path_params["group"], "The group")
     user, text = await _said(request)
     await get_context(request).hub(HUB).send_to_group(group, "groupMessage", group, user, text)
     return Response(status_code=202)
@@ -116,5 +113,6 @@ def create_app(
     return Starlette(
         routes=[*routes, Mount("/", static_files())],
         middleware=[Middleware(SignalRAuthMiddleware, auth=auth)],
-        exception_handlers={SignalRAuthError: signalr_exception_handler},  # 503 + Retry-After
+        # bad input → 400, no key yet or a missing role → 503 with Retry-After; JSON both
+        exception_handlers={SignalRAuthError: signalr_exception_handler},
     )

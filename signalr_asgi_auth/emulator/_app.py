@@ -70,6 +70,7 @@ ROUTES: tuple[EmulatorRoute, ...] = (
     EmulatorRoute("identity.jwks", "/{tenant}/discovery/v2.0/keys", _GET, _identity.jwks),
     EmulatorRoute("signalr.access_key", "/api/v1/auth/accessKey", _GET, _data_plane.access_key),
     EmulatorRoute("signalr.health", "/api/health", ("GET", "HEAD"), _data_plane.health),
+    EmulatorRoute("signalr.health", "/api/v1/health", ("GET", "HEAD"), _data_plane.health),
     EmulatorRoute(
         "signalr.generate_token",
         "/api/hubs/{hub}/:generateToken",

@@ -97,6 +97,7 @@ def run_emulator(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             host=args.host,
             port=args.port,
             ready=lambda url: _write(out, banner(emulator, url)),
+            allow_remote=args.allow_remote,
         )
     except OSError as error:
         err.write(f"Cannot listen on {args.host}:{args.port}: {error.strerror or error}.\n")

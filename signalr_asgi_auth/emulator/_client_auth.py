@@ -1,5 +1,6 @@
 """Checking client access tokens as Azure SignalR Service does: the HMAC signature over a key that is
-still valid, the audience of the hub being connected to, and the expiry.
+still valid, the audience of the hub being connected to, and the lifetime (``exp``, and ``nbf``
+when given).
 
 Each refusal carries a distinct description, sent as ``error_description`` in the 401's
 ``WWW-Authenticate`` header, so that a developer can tell a wrong audience from an expired key.
@@ -32,7 +33,8 @@ __all__ = [
 ]
 
 CLOCK_SKEW = 2.0
-"""Seconds a token may be past its ``exp`` and still pass: only what clock jitter explains."""
+"""Seconds a token may be past its ``exp`` (or before its ``nbf``) and still pass: only what clock
+jitter explains."""
 
 _HASHES = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}
 
@@ -110,7 +112,7 @@ def verify_client_token(
     _check_signature(
         header, signing_input, signature, keys=keys, resource_keys=resource_keys, now=now
     )
-    _check_expiry(claims, now)
+    _check_times(claims, now)
     _check_audience(claims, audiences)
     return VerifiedClient(hub=hub.lower(), user_id=user_id_of(claims), claims=claims)
 
@@ -188,16 +190,40 @@ def _check_key_valid(key: IssuedKey, now: float) -> None:
         raise ClientTokenError(msg)
 
 
-def _check_expiry(claims: dict[str, Any], now: float) -> None:
-    expires = claims.get("exp")
+_LAST_SECOND = 253_402_300_799
+"""9999-12-31T23:59:59Z: .NET, which reads the service's tokens, holds no later date. A time
+beyond it (``10**400`` parses as a Python int) is refused as a malformed claim."""
+
+
+def _epoch_seconds(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not (-_LAST_SECOND <= value <= _LAST_SECOND)
+    ):
+        msg = (
+            f"The token's {name!r} claim must be a number of seconds since the epoch, up to "
+            "the year 9999."
+        )
+        raise ClientTokenError(msg)
+    return float(value)
+
+
+def _check_times(claims: dict[str, Any], now: float) -> None:
+    expires = _epoch_seconds(claims, "exp")
     if expires is None:
         msg = "The token has no expiration: the 'exp' claim is required."
         raise ClientTokenError(msg)
-    if not isinstance(expires, int | float) or isinstance(expires, bool):
-        msg = "The token's 'exp' claim must be a number of seconds since the epoch."
-        raise ClientTokenError(msg)
     if now > expires + CLOCK_SKEW:
         msg = f"The token expired at {_when(expires)}; negotiate again for a fresh token."
+        raise ClientTokenError(msg)
+    # The service validates lifetimes as .NET does: nbf too, when the token has one.
+    not_before = _epoch_seconds(claims, "nbf")
+    if not_before is not None and now + CLOCK_SKEW < not_before:
+        msg = f"The token is not valid before {_when(not_before)}; check the issuer's clock."
         raise ClientTokenError(msg)
 
 
@@ -232,4 +258,7 @@ def _hint(presented: list[object]) -> str:
 
 
 def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):  # before year 1: say the number
+        return f"{epoch:.0f} seconds since the epoch"

@@ -25,8 +25,9 @@ from ._state import EmulatorState
 
 __all__ = ["DEFAULT_MINUTES", "FIRST_API_VERSION", "MAX_MINUTES", "generate_token"]
 
-FIRST_API_VERSION = "2023-07-01"
-"""The first REST API version with ``:generateToken``; later ones take it too."""
+FIRST_API_VERSION = "2022-11-01"
+"""The first REST API version with ``:generateToken`` (the one Azure's client-negotiation docs
+call it with); later ones take it too. Azure publishes no full list of the versions it accepts."""
 
 DEFAULT_MINUTES = 60
 MAX_MINUTES = 366 * 24 * 60

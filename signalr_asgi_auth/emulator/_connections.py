@@ -278,6 +278,20 @@ class ConnectionRegistry:
                 if connection.hub == hub and connection.user_id == user_id:
                     connection.groups.discard(group)
 
+    def remove_user_from_all_groups(self, hub: str, user_id: str) -> None:
+        """Take the user out of every group of the hub: their connections, and the memberships
+        that would bring their future connections in."""
+        hub = hub.lower()
+        with self._lock:
+            for (group_hub, group), users in list(self._user_groups.items()):
+                if group_hub == hub:
+                    users.discard(user_id)
+                    if not users:
+                        del self._user_groups[(group_hub, group)]
+            for connection in self._connections.values():
+                if connection.hub == hub and connection.user_id == user_id:
+                    connection.groups.clear()
+
     def user_in_group(self, hub: str, group: str, user_id: str) -> bool:
         """Whether the user was added to the group, or has a connection in it."""
         hub = hub.lower()
@@ -306,6 +320,22 @@ class ConnectionRegistry:
             if connection.connection_id in excluded or connection.closing:
                 continue
             await connection.send(message)
+            count += 1
+        return count
+
+    async def close(
+        self,
+        connections: Iterable[ClientConnection],
+        reason: str | None = None,
+        excluded: Collection[str] = (),
+    ) -> int:
+        """Close each connection whose id is not ``excluded`` (see :meth:`ClientConnection.close`);
+        the number of connections asked to close."""
+        count = 0
+        for connection in connections:
+            if connection.connection_id in excluded or connection.closing:
+                continue
+            await connection.close(reason)
             count += 1
         return count
 

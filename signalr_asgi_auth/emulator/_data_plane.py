@@ -68,5 +68,6 @@ async def access_key(state: EmulatorState, request: Request) -> Response:
 
 
 async def health(state: EmulatorState, request: Request) -> Response:
-    """``GET``/``HEAD /api/health``: 200, no authentication, as the SDK's health check expects."""
+    """``GET``/``HEAD /api/health`` (REST API versions) and ``/api/v1/health`` (v1): 200 with no
+    body and no authentication, as the SDKs' health checks expect."""
     return Response(status_code=200)

@@ -43,6 +43,7 @@ def local_emulator(
     config: EmulatorConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
+    allow_remote: bool = False,
 ) -> Iterator[LocalEmulator]:
     """Run an emulator in a thread for the block, with ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``
     set in ``os.environ`` (and put back afterwards), so that azure-identity's managed identity in
@@ -54,9 +55,12 @@ def local_emulator(
 
         with local_emulator() as local:
             auth = SignalRAuth.from_connection_string(local.connection_string)
+
+    It listens on loopback only: another ``host`` raises :class:`ValueError` unless
+    ``allow_remote`` is true, since the emulator hands out tokens and keys to anyone who asks.
     """
     emulator = _configured(config).build()
-    with serve_in_thread(emulator.app, host=host, port=port) as url:
+    with serve_in_thread(emulator.app, host=host, port=port, allow_remote=allow_remote) as url:
         local = LocalEmulator(
             url=url,
             connection_string=emulator.connection_string(emulator.public_url or url),

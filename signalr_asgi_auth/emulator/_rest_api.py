@@ -1,5 +1,12 @@
-"""SignalR Service's data-plane REST API (``2022-06-01``): messages to clients, group membership,
-existence checks, closing connections.
+"""SignalR Service's data-plane REST API (``2022-06-01`` and later): messages to clients, group
+membership, existence checks, closing connections.
+
+Each operation declares the data action Azure's RBAC checks for it. Azure publishes the actions
+with a one-line description each, not per operation; the operations that have no obvious action
+take the one whose description covers them: closing connections, however many, is
+``clientConnection/write`` ("Close client connection"), a connection leaving every group is
+``group/write`` ("Join / Leave group"), and a user leaving every group is ``user/write`` ("Modify a
+user", as leaving one group is).
 
 Every call is authenticated in one of the two ways the service accepts: an Entra bearer token whose
 principal holds a role granting the operation's data action (checked as the access-key route does),
@@ -227,9 +234,22 @@ async def _send(
     if isinstance(payload, Response):
         return payload
     target, arguments = payload
-    skipped = call.request.query_params.getlist("excluded") if excluded else []
+    skipped = _excluded(call) if excluded else set()
     await state.connections.deliver(connections, target, arguments, excluded=skipped)
     return Response(status_code=202)
+
+
+def _excluded(call: _Call) -> set[str]:
+    return set(call.request.query_params.getlist("excluded"))
+
+
+async def _close(
+    state: EmulatorState, call: _Call, connections: list[ClientConnection]
+) -> Response:
+    """Close ``connections`` but the ``excluded``, each with the ``reason`` if one is given → 204."""
+    reason = call.request.query_params.get("reason")
+    await state.connections.close(connections, reason, excluded=_excluded(call))
+    return Response(status_code=204)
 
 
 def _connection(state: EmulatorState, call: _Call) -> ClientConnection | None:
@@ -322,6 +342,22 @@ async def remove_user_from_group(state: EmulatorState, call: _Call) -> Response:
     return Response(status_code=204)
 
 
+@_operation("DELETE", "/connections/{connection}/groups", Action.GROUP_WRITE)
+async def remove_connection_from_all_groups(state: EmulatorState, call: _Call) -> Response:
+    """``DELETE /api/hubs/{hub}/connections/{connection}/groups`` → 200, even if it is gone (the
+    specification lists no 404 here: a connection that is gone is in no group)."""
+    state.connections.remove_from_all_groups(call.hub, call.param("connection"))
+    return Response(status_code=200)
+
+
+@_operation("DELETE", "/users/{user}/groups", Action.USER_WRITE)
+async def remove_user_from_all_groups(state: EmulatorState, call: _Call) -> Response:
+    """``DELETE /api/hubs/{hub}/users/{user}/groups`` → 204: the user's connections leave every
+    group, and their future connections join none of them."""
+    state.connections.remove_user_from_all_groups(call.hub, call.param("user"))
+    return Response(status_code=204)
+
+
 # -- existence -----------------------------------------------------------------------------------
 
 
@@ -360,3 +396,21 @@ async def close_connection(state: EmulatorState, call: _Call) -> Response:
     if connection is not None:
         await connection.close(call.request.query_params.get("reason"))
     return Response(status_code=200)
+
+
+@_operation("POST", "/:closeConnections", Action.CONNECTION_WRITE)
+async def close_all_connections(state: EmulatorState, call: _Call) -> Response:
+    """``POST /api/hubs/{hub}/:closeConnections[?excluded=…&reason=…]`` → 204."""
+    return await _close(state, call, state.connections.in_hub(call.hub))
+
+
+@_operation("POST", "/groups/{group}/:closeConnections", Action.CONNECTION_WRITE)
+async def close_group_connections(state: EmulatorState, call: _Call) -> Response:
+    """``POST /api/hubs/{hub}/groups/{group}/:closeConnections[?excluded=…&reason=…]`` → 204."""
+    return await _close(state, call, state.connections.in_group(call.hub, call.param("group")))
+
+
+@_operation("POST", "/users/{user}/:closeConnections", Action.CONNECTION_WRITE)
+async def close_user_connections(state: EmulatorState, call: _Call) -> Response:
+    """``POST /api/hubs/{hub}/users/{user}/:closeConnections[?excluded=…&reason=…]`` → 204."""
+    return await _close(state, call, state.connections.of_user(call.hub, call.param("user")))

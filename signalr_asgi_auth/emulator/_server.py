@@ -22,6 +22,8 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from ._upstream import is_loopback
+
 __all__ = ["ServedApp", "run_in_foreground", "serve", "serve_in_thread"]
 
 _START_TIMEOUT = 10.0
@@ -95,7 +97,14 @@ def _config(app: ASGIApp, *, log_level: str = "warning", lifespan: bool = False)
     )
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, allow_remote: bool) -> socket.socket:
+    if not allow_remote and not is_loopback(host):
+        msg = (
+            f"Refusing to listen on {host!r}: the emulator hands out tokens and keys to anyone "
+            "who can reach it. Use a loopback address (127.0.0.1, ::1 or localhost), or pass "
+            "allow_remote=True if you mean it."
+        )
+        raise ValueError(msg)
     # Binding here, not in uvicorn, tells us the port before the server runs (0 = any free port).
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the listening
@@ -132,15 +141,21 @@ def _announced(app: ASGIApp, url: str) -> Iterator[None]:
 
 @contextmanager
 def serve_in_thread(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, lifespan: bool = False
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    lifespan: bool = False,
+    allow_remote: bool = False,
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a daemon thread; yield ``http://host:port``.
 
     ``port=0`` picks a free port. ``lifespan=True`` runs the app's lifespan as a production server
     does (the emulator needs none). The server stops when the block exits (a bounded wait;
-    in-flight requests get about a second).
+    in-flight requests get about a second). A ``host`` that is not loopback raises
+    :class:`ValueError` unless ``allow_remote`` is true.
     """
-    sock = _bind(host, port)
+    sock = _bind(host, port, allow_remote=allow_remote)
     with _announced(app, _base_url(sock)), _running_in_thread(app, sock, lifespan) as url:
         yield url
 
@@ -170,17 +185,20 @@ def _running_in_thread(app: ASGIApp, sock: socket.socket, lifespan: bool) -> Ite
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+async def serve(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False
+) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn in a task of the current event loop; yield ``http://host:port``.
 
-    asyncio only, because uvicorn is. The server stops when the block exits.
+    asyncio only, because uvicorn is. The server stops when the block exits. A ``host`` that is
+    not loopback raises :class:`ValueError` unless ``allow_remote`` is true.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         msg = "serve() needs asyncio (uvicorn runs on asyncio only); use serve_in_thread() instead."
         raise RuntimeError(msg) from None
-    sock = _bind(host, port)
+    sock = _bind(host, port, allow_remote=allow_remote)
     with _announced(app, _base_url(sock)):
         async with _running_in_task(app, sock) as url:
             yield url
@@ -221,10 +239,11 @@ def run_in_foreground(
     port: int,
     ready: Callable[[str], None],
     log_level: str = "warning",
+    allow_remote: bool = False,
 ) -> None:
     """Serve ``app`` in this thread until SIGINT or SIGTERM; ``ready(url)`` runs once the port is
     bound, before the first request is answered (the command line prints its banner there)."""
-    sock = _bind(host, port)
+    sock = _bind(host, port, allow_remote=allow_remote)
     url = _base_url(sock)
     try:
         with _announced(app, url):

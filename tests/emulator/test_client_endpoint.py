@@ -409,6 +409,30 @@ async def test_refused_without_exp(
 
 
 @server_side
+@pytest.mark.parametrize(
+    ("times", "description"),
+    [
+        pytest.param({"exp": 10**400}, "'exp' claim must be", id="exp-beyond-any-clock"),
+        pytest.param({"nbf": 10**400}, "'nbf' claim must be", id="nbf-beyond-any-clock"),
+        pytest.param({"nbf": int(time.time()) + 86400}, "not valid before", id="valid-tomorrow"),
+    ],
+)
+async def test_refused_for_times_out_of_range_or_in_the_future(
+    emulator: Emulator,
+    emulator_url: str,
+    client: httpx2.AsyncClient,
+    times: dict[str, Any],
+    description: str,
+) -> None:
+    claims = {"aud": "http://127.0.0.1/client/?hub=chat", "exp": int(time.time()) + 60, **times}
+    token = jwt.encode(claims, emulator.access_keys[1], algorithm="HS256")
+    await assert_refused(client, emulator_url, token, description)
+    reply = await negotiate(client, emulator_url, token)
+    assert reply.status_code == 401
+    assert description in reply.headers["www-authenticate"]
+
+
+@server_side
 async def test_negotiate_refuses_with_the_same_checks(
     emulator: Emulator,
     emulator_url: str,

@@ -17,6 +17,21 @@ def health(url: str) -> httpx2.Response:
     return httpx2.get(f"{url}/api/health", timeout=TIMEOUT)
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    "path", ["/api/health", "/api/health?api-version=2022-06-01", "/api/v1/health"]
+)
+def test_health_answers_200_without_credentials(
+    emulator: Emulator, emulator_url: str, method: str, path: str
+) -> None:
+    # What the SDKs probe: HEAD /api/health?api-version=... (REST), /api/v1/health (v1), no token.
+    response = httpx2.request(method, emulator_url + path, timeout=TIMEOUT)
+
+    assert response.status_code == 200
+    assert response.content == b""
+    assert [entry.status for entry in emulator.log.entries("signalr.health")] == [200]
+
+
 def test_status_fault_applies_the_given_number_of_times(
     emulator: Emulator, emulator_url: str
 ) -> None:

@@ -51,9 +51,15 @@ OPERATIONS = [
     Operation("HEAD", "/api/hubs/chat/users/alice", Action.USER_READ, 200),
     Operation("HEAD", "/api/hubs/chat/groups/g1", Action.GROUP_READ, 200),
     Operation("HEAD", "/api/hubs/chat/users/alice/groups/g1", Action.GROUP_READ, 200),
+    Operation("DELETE", "/api/hubs/chat/connections/c1/groups", Action.GROUP_WRITE, 200),
+    Operation("DELETE", "/api/hubs/chat/users/alice/groups", Action.USER_WRITE, 204),
     Operation("DELETE", "/api/hubs/chat/connections/c1", Action.CONNECTION_WRITE, 200),
+    Operation("POST", "/api/hubs/chat/:closeConnections", Action.CONNECTION_WRITE, 204),
+    Operation("POST", "/api/hubs/chat/groups/g1/:closeConnections", Action.CONNECTION_WRITE, 204),
+    Operation("POST", "/api/hubs/chat/users/alice/:closeConnections", Action.CONNECTION_WRITE, 204),
 ]
 SENDS = [op for op in OPERATIONS if op.is_send]
+CLOSES = [op for op in OPERATIONS if op.action == Action.CONNECTION_WRITE]
 WRITES = [op for op in OPERATIONS if not op.is_read]
 READS = [op for op in OPERATIONS if op.is_read]
 
@@ -202,16 +208,37 @@ def test_app_server_may_not_check_existence(
     assert call(emulator_url, operation, entra(emulator, "SignalR App Server")).status_code == 403
 
 
+@pytest.mark.parametrize("operation", CLOSES, ids=op_id)
 def test_app_server_may_close_connections(
-    emulator: Emulator, emulator_url: str, connections: dict[str, ClientConnection]
+    emulator: Emulator,
+    emulator_url: str,
+    connections: dict[str, ClientConnection],
+    operation: Operation,
 ) -> None:
     # The role grants clientConnection/write (the C# SDK's server connections close clients).
-    close = OPERATIONS[-1]
+    response = call(emulator_url, operation, entra(emulator, "SignalR App Server"))
 
-    response = call(emulator_url, close, entra(emulator, "SignalR App Server"))
-
-    assert response.status_code == 200
+    assert response.status_code == operation.success
     assert connections["c1"].closing
+    assert not connections["c3"].closing  # another hub's
+
+
+@pytest.mark.parametrize(
+    "operation", [op for op in WRITES if op.action != Action.CONNECTION_WRITE], ids=op_id
+)
+def test_app_server_may_not_change_groups(
+    emulator: Emulator,
+    emulator_url: str,
+    connections: dict[str, ClientConnection],
+    operation: Operation,
+) -> None:
+    response = call(emulator_url, operation, entra(emulator, "SignalR App Server"))
+
+    assert response.status_code == 403
+    message = response.json()["message"]
+    assert operation.action in message
+    assert "SignalR REST API Owner or SignalR Service Owner" in message
+    assert connections["c1"].groups == {"g1"}
 
 
 @pytest.mark.parametrize(
@@ -345,6 +372,28 @@ def test_access_key_token_without_exp_is_unauthorized(
 
     assert response.status_code == 401
     assert "'exp' claim is required" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("times", "complaint"),
+    [
+        pytest.param({"exp": 10**400}, "'exp' claim must be", id="exp-beyond-any-clock"),
+        pytest.param({"exp": 1e300}, "'exp' claim must be", id="exp-float-beyond-any-clock"),
+        pytest.param({"nbf": 10**400}, "'nbf' claim must be", id="nbf-beyond-any-clock"),
+        pytest.param({"nbf": int(time.time()) + 86400}, "not valid before", id="valid-tomorrow"),
+    ],
+)
+def test_access_key_token_times_out_of_range_or_in_the_future_are_unauthorized(
+    emulator: Emulator, emulator_url: str, times: dict[str, Any], complaint: str
+) -> None:
+    now = int(time.time())
+    claims = {"aud": emulator_url + OPERATIONS[0].path, "exp": now + 300, **times}
+    token = jwt.encode(claims, emulator.access_keys[0], algorithm="HS256")
+
+    response = call(emulator_url, OPERATIONS[0], bearer(token))
+
+    assert response.status_code == 401
+    assert complaint in response.json()["message"]
 
 
 def test_token_signed_with_another_key_is_unauthorized(
@@ -612,6 +661,117 @@ def test_close_connection_sends_the_reason(
         {"type": 7, "error": "maintenance", "allowReconnect": False}
     ]
     assert rest(emulator_url, owner, "DELETE", "/connections/gone").status_code == 200
+
+
+def closed_with(connection: ClientConnection) -> list[dict[str, Any]]:
+    return [frame for frame in frames(connection) if frame["type"] == 7]
+
+
+def test_close_all_connections_but_the_excluded(
+    emulator: Emulator,
+    emulator_url: str,
+    owner: dict[str, str],
+    connections: dict[str, ClientConnection],
+) -> None:
+    third = ClientConnection("c5", "chat", None)
+    emulator.connection_registry.add(third)
+
+    response = rest(
+        emulator_url, owner, "POST", "/:closeConnections", excluded=["c2", "c5"], reason="bye"
+    )
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert closed_with(connections["c1"]) == [{"type": 7, "error": "bye", "allowReconnect": False}]
+    assert not connections["c2"].closing
+    assert not third.closing
+    assert not connections["c3"].closing  # hub "other"
+    assert not connections["c4"].closing  # hub "shop_chat"
+
+
+def test_close_all_connections_of_an_application_hub(
+    emulator_url: str, owner: dict[str, str], connections: dict[str, ClientConnection]
+) -> None:
+    response = rest(emulator_url, owner, "POST", "/:closeConnections", application="shop")
+
+    assert response.status_code == 204
+    assert [c.closing for c in connections.values()] == [False, False, False, True]
+    assert closed_with(connections["c4"]) == [{"type": 7, "allowReconnect": False}]  # no reason
+
+
+def test_close_a_groups_and_a_users_connections(
+    emulator: Emulator,
+    emulator_url: str,
+    owner: dict[str, str],
+    connections: dict[str, ClientConnection],
+) -> None:
+    other_alice = ClientConnection("c6", "chat", "alice")
+    emulator.connection_registry.add(other_alice)
+    emulator.connection_registry.add_to_group("chat", "g1", "c2")
+
+    group = rest(emulator_url, owner, "POST", "/groups/g1/:closeConnections", excluded="c2")
+    assert group.status_code == 204
+    assert [c.closing for c in (*connections.values(), other_alice)] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+
+    user = rest(emulator_url, owner, "POST", "/users/alice/:closeConnections", reason="banned")
+    assert user.status_code == 204
+    assert closed_with(other_alice) == [{"type": 7, "error": "banned", "allowReconnect": False}]
+    # Closed once, with the first request's reason; alice elsewhere is untouched.
+    assert closed_with(connections["c1"]) == [{"type": 7, "allowReconnect": False}]
+    assert not connections["c3"].closing
+    assert not connections["c4"].closing
+    assert rest(emulator_url, owner, "POST", "/users/nobody/:closeConnections").status_code == 204
+
+
+def test_remove_a_connection_from_all_groups(
+    emulator: Emulator,
+    emulator_url: str,
+    owner: dict[str, str],
+    connections: dict[str, ClientConnection],
+) -> None:
+    registry = emulator.connection_registry
+    registry.add_to_group("chat", "g2", "c1")
+    registry.add_to_group("chat", "g2", "c2")
+
+    assert rest(emulator_url, owner, "DELETE", "/connections/c1/groups").status_code == 200
+
+    assert (connections["c1"].groups, connections["c2"].groups) == (set(), {"g2"})
+    assert rest(emulator_url, owner, "HEAD", "/groups/g1").status_code == 404
+    assert rest(emulator_url, owner, "DELETE", "/connections/gone/groups").status_code == 200
+    # c3 is in another hub: the call in hub chat leaves it alone.
+    registry.add_to_group("other", "g1", "c3")
+    assert rest(emulator_url, owner, "DELETE", "/connections/c3/groups").status_code == 200
+    assert connections["c3"].groups == {"g1"}
+
+
+def test_remove_a_user_from_all_groups_covers_future_connections(
+    emulator: Emulator,
+    emulator_url: str,
+    owner: dict[str, str],
+    connections: dict[str, ClientConnection],
+) -> None:
+    for group in ("vip", "news"):
+        assert rest(emulator_url, owner, "PUT", f"/users/alice/groups/{group}").status_code == 200
+    rest(emulator_url, owner, "PUT", "/users/bob/groups/vip")
+    emulator.connection_registry.add_to_group("other", "g1", "c3")
+    assert connections["c1"].groups == {"g1", "vip", "news"}
+
+    assert rest(emulator_url, owner, "DELETE", "/users/alice/groups").status_code == 204
+
+    assert connections["c1"].groups == set()
+    assert connections["c2"].groups == {"vip"}
+    assert connections["c3"].groups == {"g1"}  # another hub's
+    later = ClientConnection("c7", "chat", "alice")
+    emulator.connection_registry.add(later)
+    assert later.groups == set()
+    assert rest(emulator_url, owner, "HEAD", "/users/alice/groups/vip").status_code == 404
+    assert rest(emulator_url, owner, "HEAD", "/users/bob/groups/vip").status_code == 200
 
 
 def test_user_ids_and_groups_are_url_decoded(

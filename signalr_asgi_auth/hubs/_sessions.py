@@ -1,0 +1,726 @@
+"""Default mode: the hub's client connections, as the service hands them over one pool of server
+connections.
+
+Per client a small session: the handshake (buffered until complete), then its hub protocol's
+reader. What arrives is handled on the server connection's read loop, in order, without waiting
+for the service: user code runs in tasks of this layer's own task group, one invocation at a time
+per client (as ASP.NET Core's default), streams beside them. One timer pings every client.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup, TaskStatus
+
+from .._errors import InvalidInputError, ServiceError, SignalRAuthError
+from .._upstream import HubMethodError
+from ..protocol import (
+    EMPTY_EXT,
+    Ack,
+    AckStatus,
+    BroadcastData,
+    CancelInvocation,
+    ClientCompletion,
+    ClientInvocation,
+    CloseConnection,
+    Completion,
+    ConnectionData,
+    ConnectionReconnect,
+    DataMessageType,
+    ErrorCompletion,
+    Ext,
+    GroupBroadcastData,
+    HubClose,
+    HubMessage,
+    HubMessageReader,
+    HubPing,
+    HubProtocol,
+    Invocation,
+    JoinGroupWithAck,
+    LeaveGroupWithAck,
+    MultiConnectionData,
+    MultiGroupBroadcastData,
+    MultiUserData,
+    OpenConnection,
+    ProtocolError,
+    ServiceMapping,
+    ServiceMessage,
+    StreamInvocation,
+    StreamItem,
+    UserData,
+    decode_service_message,
+    encode_service_message,
+    handshake_response,
+    parse_handshake_request,
+)
+from ..server import ServerConnections
+from ._call import Details, HubCall, claims_of, headers_of, query_of
+from ._clients import Audience
+from ._methods import HubMethod, refusal
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+
+__all__ = ["GENERIC_ERROR", "HubConnections", "run_handler"]
+
+logger = logging.getLogger(__name__)
+
+GENERIC_ERROR: Final = "An unexpected error occurred invoking '{target}' on the server."
+STREAM_ERROR: Final = "An error occurred on the server while streaming results."
+_NOT_WRITABLE: Final = "The server's result could not be written in the client's protocol."
+_MAX_HANDSHAKE: Final = 64 * 1024
+_MAX_QUEUED: Final = 64  # invocations of one client waiting behind a running one
+_MAX_ROUTED: Final = 10_000
+_PINGS_PER_MESSAGE: Final = 1000
+_VERSIONS: Final = range(1, 3)  # the JSON hub protocol's 2 only adds stateful reconnect's acks
+_DELIVERY_ERRORS: Final = (SignalRAuthError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+class _Session:
+    """One client connection. Kept small: an idle client costs this object and its entry."""
+
+    __slots__ = (
+        "busy",
+        "connected",
+        "connection_id",
+        "handshake",
+        "jobs",
+        "opened",
+        "opened_at",
+        "partial",
+        "protocol",
+        "reader",
+        "server_connection_id",
+        "streams",
+        "user_id",
+    )
+
+    def __init__(self, server_connection_id: str, message: OpenConnection, now: float) -> None:
+        self.connection_id = message.connection_id
+        self.server_connection_id = server_connection_id
+        # Kept as the service's bytes: one object instead of a few dozen (claims, headers...).
+        self.opened = encode_service_message(message)
+        self.user_id, _ = claims_of(message.claims)
+        self.opened_at = now
+        self.handshake = b""
+        self.protocol: HubProtocol | None = None
+        self.reader: HubMessageReader | None = None
+        self.partial: list[bytes] | None = None
+        self.jobs: deque[Callable[[], Awaitable[None]]] | None = None
+        self.busy = False
+        self.connected = False
+        self.streams: dict[str, anyio.CancelScope] | None = None
+
+
+class _PendingResult:
+    __slots__ = ("connection_id", "done", "error", "result")
+
+    def __init__(self, connection_id: str) -> None:
+        self.connection_id = connection_id
+        self.done = anyio.Event()
+        self.result: Any = None
+        self.error: str | None = None
+
+    def resolve(self, result: Any, error: str | None) -> None:
+        if not self.done.is_set():
+            self.result, self.error = result, error
+            self.done.set()
+
+
+class HubConnections:
+    """The hub's clients on one pool: the pool's ``ServiceEvents`` and the hub's way to send."""
+
+    def __init__(self, hub: Hub, pool: ServerConnections) -> None:
+        self._hub = hub
+        self._pool = pool
+        self._sessions: dict[str, _Session] = {}
+        self._pending: dict[str, _PendingResult] = {}
+        self._routed: dict[str, tuple[str, str]] = {}
+        self._invocation_ids = itertools.count(1)
+        self._task_group: TaskGroup | None = None
+        self._pings = {p.name: p.write(HubPing()) for p in hub.protocols}
+
+    def __repr__(self) -> str:
+        return f"HubConnections({self._hub.name!r}, clients={len(self._sessions)})"
+
+    @property
+    def clients(self) -> int:
+        """Client connections on this pool."""
+        return len(self._sessions)
+
+    # -- the task group ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run handlers and the ping timer until cancelled (``SignalRAuth`` starts this in its
+        task group before the pool opens its connections)."""
+        async with anyio.create_task_group() as task_group:
+            self._task_group = task_group
+            task_group.start_soon(self._keep_alive, name=f"hub {self._hub.name}: pings")
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._task_group = None
+                self._hub.detach(self)
+
+    def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        if self._task_group is None:
+            msg = f"Hub {self._hub.name!r} is not running: its run() task was not started."
+            raise RuntimeError(msg)
+        self._task_group.start_soon(function, *args)
+
+    def _enqueue(self, session: _Session, job: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``job`` after the client's earlier ones; ``False`` when too many are waiting."""
+        if not session.busy:
+            session.busy = True
+            self._spawn(self._drain, session, job)
+            return True
+        if session.jobs is None:
+            session.jobs = deque()
+        if len(session.jobs) >= _MAX_QUEUED:
+            return False
+        session.jobs.append(job)
+        return True
+
+    async def _drain(self, session: _Session, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await job()
+            if not session.jobs:
+                session.busy = False
+                session.jobs = None
+                return
+            job = session.jobs.popleft()
+
+    # -- ServiceEvents: what the pool calls, on a read loop -----------------------------------
+
+    async def client_opened(self, server_connection_id: str, message: OpenConnection) -> None:
+        self._sessions[message.connection_id] = _Session(
+            server_connection_id, message, anyio.current_time()
+        )
+
+    async def client_data(self, message: ConnectionData) -> None:
+        session = self._sessions.get(message.connection_id)
+        if session is None:
+            return
+        data = message.payload
+        if message.ext.is_partial:
+            if session.partial is None:
+                session.partial = []
+            session.partial.append(data)
+            return
+        if session.partial is not None:
+            data = b"".join([*session.partial, data])
+            session.partial = None
+        if message.ext.data_message_type == DataMessageType.CLOSE:
+            return  # the client's Close kept for stateful reconnect; CloseConnection follows
+        if session.reader is None:
+            await self._handshake(session, data)
+        else:
+            await self._receive(session, data)
+
+    async def client_closed(self, message: CloseConnection) -> None:
+        session = self._sessions.pop(message.connection_id, None)
+        if session is not None:
+            self._ended(session, message.error_message or None)
+
+    async def client_message(self, message: object) -> None:
+        if isinstance(message, ClientCompletion):
+            self._remote_completion(message)
+        elif isinstance(message, ErrorCompletion):
+            if (pending := self._pending.get(message.invocation_id)) is not None:
+                pending.resolve(None, message.error or "The client invocation failed.")
+        elif isinstance(message, ClientInvocation):
+            # Another server awaits a result from a client of ours: its Completion goes back.
+            if len(self._routed) >= _MAX_ROUTED:
+                self._routed.pop(next(iter(self._routed)))
+            self._routed[message.invocation_id] = (message.connection_id, message.caller_server_id)
+        elif isinstance(message, ConnectionReconnect):
+            if (session := self._sessions.get(message.connection_id)) is not None:
+                session.partial = None
+        elif not isinstance(message, ServiceMapping):
+            logger.debug("Hub %r ignored a %s", self._hub.name, type(message).__name__)
+
+    async def server_connection_lost(self, server_connection_id: str, reason: str) -> None:
+        lost = [
+            s for s in self._sessions.values() if s.server_connection_id == server_connection_id
+        ]
+        error = f"The server connection carrying this client was lost: {reason}"
+        for session in lost:
+            del self._sessions[session.connection_id]
+            self._ended(session, error)
+
+    # -- the handshake ------------------------------------------------------------------------
+
+    async def _handshake(self, session: _Session, data: bytes) -> None:
+        buffer = session.handshake + data
+        try:
+            parsed = parse_handshake_request(buffer)
+        except ProtocolError as exc:
+            await self._refuse(session, f"The handshake request is not valid: {exc}")
+            return
+        if parsed is None:
+            if len(buffer) > _MAX_HANDSHAKE:
+                await self._refuse(session, "The handshake request is too large.")
+            else:
+                session.handshake = buffer
+            return
+        name, version, rest = parsed
+        protocol = self._hub.protocol(name)
+        if protocol is None:
+            await self._refuse(session, f"The protocol '{name}' is not supported.")
+            return
+        if version not in _VERSIONS:
+            error = f"The server does not support version {version} of the '{name}' protocol."
+            await self._refuse(session, error)
+            return
+        session.handshake = b""
+        session.protocol = protocol
+        session.reader = protocol.reader()
+        await self._write(session, handshake_response(), kind=DataMessageType.HANDSHAKE)
+        session.connected = True
+        if self._hub.connected_handler is not None:
+            self._enqueue(session, partial(self._on_connected, session))
+        if rest:
+            await self._receive(session, rest)
+
+    async def _refuse(self, session: _Session, error: str) -> None:
+        logger.info("Hub %r refused client %s: %s", self._hub.name, session.connection_id, error)
+        self._sessions.pop(session.connection_id, None)
+        await self._deliver(
+            ConnectionData(
+                session.connection_id,
+                handshake_response(error),
+                Ext(data_message_type=DataMessageType.HANDSHAKE),
+            ),
+            client=session.connection_id,
+        )
+        await self._deliver(
+            CloseConnection(session.connection_id, error), client=session.connection_id
+        )
+
+    # -- what a client sends ------------------------------------------------------------------
+
+    async def _receive(self, session: _Session, data: bytes) -> None:
+        assert session.reader is not None  # only called after the handshake
+        try:
+            messages = session.reader.feed(data)
+        except ProtocolError as exc:
+            await self.close(session.connection_id, f"Connection closed with an error. {exc}")
+            return
+        for message in messages:
+            await self._dispatch(session, message)
+            if session.connection_id not in self._sessions:
+                return
+
+    async def _dispatch(self, session: _Session, message: HubMessage) -> None:
+        if isinstance(message, Invocation | StreamInvocation):
+            await self._invocation(session, message)
+        elif isinstance(message, Completion):
+            await self._local_completion(session, message)
+        elif isinstance(message, CancelInvocation):
+            if session.streams and (scope := session.streams.get(message.invocation_id)):
+                scope.cancel()
+        elif isinstance(message, HubClose):
+            del self._sessions[session.connection_id]
+            await self._deliver(
+                CloseConnection(session.connection_id), client=session.connection_id
+            )
+            self._ended(session, message.error or None)
+        # Pings only keep the connection alive; stream items (uploads) were refused.
+
+    async def _invocation(self, session: _Session, message: Invocation | StreamInvocation) -> None:
+        streaming = isinstance(message, StreamInvocation)
+        method = self._hub.method(message.target)
+        error = refusal(
+            method,
+            message.target,
+            message.arguments,
+            streaming=streaming,
+            streams=len(message.stream_ids),
+        )
+        if error is None and method is not None:
+            job = self._start_stream if streaming else self._run_method
+            if self._enqueue(session, partial(job, session, message, method)):
+                return
+            error = "The server is busy with this client's earlier invocations."
+        if message.invocation_id is not None:
+            await self._complete(session, message.invocation_id, error=error)
+        else:
+            logger.info("Hub %r: %s", self._hub.name, error)
+
+    # -- running user code (tasks of the task group) -------------------------------------------
+
+    def _call(self, session: _Session, invocation_id: str | None = None) -> HubCall:
+        return HubCall(
+            hub=self._hub.name,
+            connection_id=session.connection_id,
+            user_id=session.user_id,
+            details=partial(_details, session.opened),
+            transport=_CallTransport(self, session.connection_id),
+            mode="default",
+            invocation_id=invocation_id,
+        )
+
+    async def _run_method(
+        self, session: _Session, message: Invocation | StreamInvocation, method: HubMethod
+    ) -> None:
+        call = self._call(session, message.invocation_id)
+        result: Any = None
+        error: str | None = None
+        try:
+            if method.kind == "sync":
+                result = await anyio.to_thread.run_sync(
+                    partial(method.function, call, *message.arguments)
+                )
+            else:
+                result = await method.function(call, *message.arguments)
+        except HubMethodError as exc:
+            error = str(exc)
+        except Exception:
+            logger.exception(
+                "Hub method %r of hub %r failed (the client got a generic error)",
+                method.name,
+                self._hub.name,
+            )
+            error = GENERIC_ERROR.format(target=message.target)
+        if message.invocation_id is not None and session.connection_id in self._sessions:
+            await self._complete(session, message.invocation_id, result=result, error=error)
+
+    async def _start_stream(
+        self, session: _Session, message: Invocation | StreamInvocation, method: HubMethod
+    ) -> None:
+        invocation_id = message.invocation_id or ""
+        scope = anyio.CancelScope()
+        if session.streams is None:
+            session.streams = {}
+        session.streams[invocation_id] = scope
+        self._spawn(self._stream, session, message, method, scope)
+
+    async def _stream(
+        self,
+        session: _Session,
+        message: Invocation | StreamInvocation,
+        method: HubMethod,
+        scope: anyio.CancelScope,
+    ) -> None:
+        invocation_id = message.invocation_id or ""
+        protocol = session.protocol
+        assert protocol is not None  # streams start after the handshake
+        error: str | None = None
+        with scope:
+            items = method.function(self._call(session, invocation_id), *message.arguments)
+            try:
+                async for item in items:
+                    await self._write(session, protocol.write(StreamItem(invocation_id, item)))
+            except HubMethodError as exc:
+                error = str(exc)
+            except Exception:
+                logger.exception(
+                    "Streaming hub method %r of hub %r failed", method.name, self._hub.name
+                )
+                error = STREAM_ERROR
+            finally:
+                with anyio.move_on_after(1.0, shield=True):
+                    await items.aclose()
+        if session.streams is not None:
+            session.streams.pop(invocation_id, None)
+        if session.connection_id in self._sessions:
+            # Cancelled by the client: a completion without error, as ASP.NET Core sends.
+            await self._complete(session, invocation_id, error=error)
+
+    async def _on_connected(self, session: _Session) -> None:
+        handler = self._hub.connected_handler
+        if handler is None or session.connection_id not in self._sessions:
+            return
+        try:
+            await run_handler(handler, self._call(session))
+        except HubMethodError as exc:
+            await self.close(session.connection_id, str(exc))
+        except Exception:
+            logger.exception("on_connected of hub %r failed", self._hub.name)
+            await self.close(session.connection_id, "Connection closed with an error.")
+
+    async def _on_disconnected(self, session: _Session, error: str | None) -> None:
+        handler = self._hub.disconnected_handler
+        if handler is None:
+            return
+        function, takes_error = handler
+        call = self._call(session)
+        try:
+            await (
+                run_handler(function, call, error) if takes_error else run_handler(function, call)
+            )
+        except Exception:
+            logger.exception("on_disconnected of hub %r failed", self._hub.name)
+
+    def _ended(self, session: _Session, error: str | None) -> None:
+        """The client is gone: stop its streams, fail what waits for it, tell the hub."""
+        for scope in (session.streams or {}).values():
+            scope.cancel()
+        gone = f"Connection '{session.connection_id}' is disconnected."
+        for pending in self._pending.values():
+            if pending.connection_id == session.connection_id:
+                pending.resolve(None, gone)
+        if session.connected and self._hub.disconnected_handler is not None:
+            session.jobs = None  # what it asked for no longer matters
+            job = partial(self._on_disconnected, session, error)
+            if session.busy:
+                session.jobs = deque([job])
+            else:
+                self._enqueue(session, job)
+
+    # -- writing to clients ---------------------------------------------------------------------
+
+    async def _complete(
+        self, session: _Session, invocation_id: str, *, result: Any = None, error: str | None = None
+    ) -> None:
+        protocol = session.protocol
+        assert protocol is not None  # completions follow the handshake
+        message = Completion(
+            invocation_id,
+            result=result,
+            error=error,
+            has_result=error is None and result is not None,
+        )
+        try:
+            payload = protocol.write(message)
+        except (TypeError, ValueError, OverflowError):
+            logger.warning(
+                "Hub %r: a result for %s could not be written as %s",
+                self._hub.name,
+                invocation_id,
+                protocol.name,
+            )
+            payload = protocol.write(Completion(invocation_id, error=_NOT_WRITABLE))
+        await self._write(session, payload)
+
+    async def _write(self, session: _Session, payload: bytes, *, kind: int | None = None) -> None:
+        ext = EMPTY_EXT if kind is None else Ext(data_message_type=kind)
+        await self._deliver(
+            ConnectionData(session.connection_id, payload, ext), client=session.connection_id
+        )
+
+    async def _deliver(self, message: ServiceMessage, *, client: str | None) -> None:
+        """Send what the hub layer owes a client; a lost connection is the pool's to report."""
+        try:
+            await self._pool.send(message, client=client)
+        except _DELIVERY_ERRORS as exc:
+            logger.debug(
+                "Hub %r could not send a %s: %s", self._hub.name, type(message).__name__, exc
+            )
+
+    async def close(self, connection_id: str, error: str | None = None) -> None:
+        """Close a client connection with a Close message saying ``error`` (if any)."""
+        session = self._sessions.pop(connection_id, None)
+        if session is None:
+            return
+        if session.protocol is not None:
+            await self._write(session, session.protocol.write(HubClose(error=error)))
+        await self._deliver(CloseConnection(connection_id, error or ""), client=connection_id)
+        self._ended(session, error)
+
+    async def _keep_alive(self) -> None:
+        """Every ``keep_alive_interval``, one ping to every client (clients give up after 30 s of
+        silence) and a close for clients that never finished their handshake."""
+        interval = self._hub.keep_alive_interval
+        while True:
+            await anyio.sleep(interval)
+            now = anyio.current_time()
+            by_connection: dict[str, list[str]] = {}
+            late: list[str] = []
+            for session in self._sessions.values():
+                if session.reader is not None:
+                    by_connection.setdefault(session.server_connection_id, []).append(
+                        session.connection_id
+                    )
+                elif now - session.opened_at >= self._hub.handshake_timeout:
+                    late.append(session.connection_id)
+            for connection_id in late:
+                await self.close(connection_id, "No handshake request in time.")
+            for clients in by_connection.values():
+                # One message per server connection, sent on it: after each handshake reply.
+                for start in range(0, len(clients), _PINGS_PER_MESSAGE):
+                    chunk = tuple(clients[start : start + _PINGS_PER_MESSAGE])
+                    await self._deliver(MultiConnectionData(chunk, self._pings), client=chunk[0])
+
+    # -- client results -------------------------------------------------------------------------
+
+    async def _local_completion(self, session: _Session, message: Completion) -> None:
+        pending = self._pending.get(message.invocation_id)
+        if pending is not None and pending.connection_id == session.connection_id:
+            pending.resolve(message.result, message.error)
+            return
+        routed = self._routed.pop(message.invocation_id, None)
+        if routed is not None and routed[0] == session.connection_id and session.protocol:
+            completion = ClientCompletion(
+                message.invocation_id,
+                session.connection_id,
+                routed[1],
+                session.protocol.name,
+                session.protocol.write(message),
+            )
+            await self._deliver(completion, client=session.connection_id)
+
+    def _remote_completion(self, message: ClientCompletion) -> None:
+        pending = self._pending.get(message.invocation_id)
+        if pending is None:
+            return
+        protocol = self._hub.protocol(message.protocol)
+        if protocol is None:
+            pending.resolve(
+                None, f"The client answered in the unknown protocol {message.protocol!r}."
+            )
+            return
+        try:
+            answers = protocol.reader().feed(message.payload)
+        except ProtocolError as exc:
+            pending.resolve(None, f"The client's answer could not be read: {exc}")
+            return
+        for answer in answers:
+            if isinstance(answer, Completion):
+                pending.resolve(answer.result, answer.error)
+                return
+
+    async def invoke(
+        self, connection_id: str, target: str, arguments: tuple[Any, ...], seconds: float
+    ) -> Any:
+        invocation_id = f"{connection_id}-{self._pool.server_id}-{next(self._invocation_ids)}"
+        session = self._sessions.get(connection_id)
+        protocols = [session.protocol] if session and session.protocol else self._hub.protocols
+        payloads = _payloads(
+            protocols,
+            Invocation(target=target, arguments=arguments, invocation_id=invocation_id),
+            target,
+        )
+        pending = self._pending[invocation_id] = _PendingResult(connection_id)
+        try:
+            message = ClientInvocation(invocation_id, connection_id, self._pool.server_id, payloads)
+            await self._pool.send(message, client=connection_id)
+            with anyio.move_on_after(seconds):
+                await pending.done.wait()
+        finally:
+            self._pending.pop(invocation_id, None)
+        if not pending.done.is_set():
+            msg = f"The client {connection_id!r} did not answer {target!r} within {seconds:g} s."
+            raise TimeoutError(msg)
+        if pending.error is not None:
+            raise HubMethodError(pending.error)
+        return pending.result
+
+    # -- sends to many clients, and groups ------------------------------------------------------
+
+    async def send(
+        self, audience: Audience, target: str, arguments: tuple[Any, ...], via: str | None = None
+    ) -> None:
+        payloads = _payloads(
+            self._hub.protocols, Invocation(target=target, arguments=arguments), target
+        )
+        names, excluded = audience.names, audience.excluded
+        message: ServiceMessage
+        if audience.kind == "all":
+            message = BroadcastData(excluded, payloads)
+        elif audience.kind == "connections":
+            message = MultiConnectionData(names, payloads)
+            via = via or (names[0] if len(names) == 1 else None)
+        elif audience.kind == "user":
+            message = UserData(names[0], payloads)
+        elif audience.kind == "users":
+            message = MultiUserData(names, payloads)
+        elif audience.kind == "group":
+            message = GroupBroadcastData(names[0], excluded, payloads)
+        else:
+            message = MultiGroupBroadcastData(names, payloads)
+        await self._pool.send(message, client=via if via in self._sessions else None)
+
+    async def join(self, connection_id: str, group: str) -> None:
+        ack = await self._pool.send_with_ack(
+            partial(JoinGroupWithAck, connection_id, group), client=connection_id
+        )
+        _check_ack(ack, f"add connection {connection_id!r} to group {group!r}")
+
+    async def leave(self, connection_id: str, group: str) -> None:
+        ack = await self._pool.send_with_ack(
+            partial(LeaveGroupWithAck, connection_id, group), client=connection_id
+        )
+        _check_ack(ack, f"remove connection {connection_id!r} from group {group!r}")
+
+    def holds(self, connection_id: str) -> bool:
+        """Whether this client connection is on this pool."""
+        return connection_id in self._sessions
+
+
+class _CallTransport:
+    """A call's way out: sends go on the server connection of the caller, in order with its
+    completion (as .NET scopes a hub call's writes to the caller's connection)."""
+
+    __slots__ = ("_caller", "_connections")
+
+    def __init__(self, connections: HubConnections, caller: str) -> None:
+        self._connections = connections
+        self._caller = caller
+
+    async def send(self, audience: Audience, target: str, arguments: tuple[Any, ...]) -> None:
+        await self._connections.send(audience, target, arguments, via=self._caller)
+
+    async def invoke(
+        self, connection_id: str, target: str, arguments: tuple[Any, ...], seconds: float
+    ) -> Any:
+        return await self._connections.invoke(connection_id, target, arguments, seconds)
+
+    async def join(self, connection_id: str, group: str) -> None:
+        await self._connections.join(connection_id, group)
+
+    async def leave(self, connection_id: str, group: str) -> None:
+        await self._connections.leave(connection_id, group)
+
+
+def _payloads(
+    protocols: Iterable[HubProtocol], message: Invocation, target: str
+) -> dict[str, bytes]:
+    payloads: dict[str, bytes] = {}
+    for protocol in protocols:
+        try:
+            payloads[protocol.name] = protocol.write(message)
+        except (TypeError, ValueError, OverflowError) as exc:
+            msg = f"The arguments for {target!r} cannot be written as {protocol.name}: {exc}."
+            raise InvalidInputError(msg) from None
+    return payloads
+
+
+def _details(opened: bytes) -> Details:
+    message = decode_service_message(opened)
+    if not isinstance(message, OpenConnection):  # our own bytes: cannot happen
+        msg = "a session's OpenConnection could not be read back"
+        raise RuntimeError(msg)
+    _, claims = claims_of(message.claims)
+    return claims, query_of(message.query_string or ""), headers_of(message.headers)
+
+
+def _check_ack(ack: Ack, doing: str) -> None:
+    # As .NET: NotFound (the connection is gone) is no error for group membership.
+    if ack.status in (AckStatus.OK, AckStatus.NOT_FOUND):
+        return
+    reasons = {
+        AckStatus.TIMEOUT: "timed out",
+        AckStatus.INTERNAL_SERVER_ERROR: "failed",
+        AckStatus.FORBIDDEN: "refused it",
+    }
+    detail = f": {ack.message}" if ack.message else ""
+    msg = f"SignalR Service could not {doing}: it {reasons.get(ack.status, f'answered {ack.status}')}{detail}."
+    raise ServiceError(msg)
+
+
+async def run_handler(function: Callable[..., Any], *args: Any) -> Any:
+    """A user function, async or sync (a sync one runs in a worker thread)."""
+    if inspect.iscoroutinefunction(function):
+        return await function(*args)
+    return await anyio.to_thread.run_sync(partial(function, *args))

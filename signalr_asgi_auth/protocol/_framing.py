@@ -1,0 +1,124 @@
+"""The variable-length size prefix both binary protocols put before each message.
+
+The size is written 7 bits a byte, least significant group first, the high bit saying "more follows";
+at most 5 bytes, so at most 2**31 - 1 (the .NET parser refuses anything bigger). A WebSocket message
+may hold several framed messages or a part of one, so the reader keeps what it has not used yet.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from .._errors import ProtocolError
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FrameReader", "size_prefix", "write_frame"]
+
+_MAX_PREFIX_BYTES = 5
+_MAX_SIZE = 2**31 - 1
+
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+"""The largest message a reader accepts unless told otherwise: far above what SignalR Service sends
+(it splits big client messages into partial ConnectionData), small enough that a corrupt prefix
+cannot make a reader wait for gigabytes."""
+
+# The prefixes of the sizes a message usually has, written once.
+_SMALL_PREFIXES = tuple(bytes([n]) for n in range(128))
+
+
+def size_prefix(size: int) -> bytes:
+    """The size prefix for a message of ``size`` bytes."""
+    if size < 128:
+        if size < 0:
+            message = f"a message size cannot be negative, got {size}"
+            raise ProtocolError(message)
+        return _SMALL_PREFIXES[size]
+    if size > _MAX_SIZE:
+        message = f"a message of {size} bytes is too big for the size prefix (at most {_MAX_SIZE})"
+        raise ProtocolError(message)
+    out = bytearray()
+    while size >= 0x80:
+        out.append((size & 0x7F) | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out)
+
+
+def write_frame(payload: bytes) -> bytes:
+    """``payload`` behind its size prefix."""
+    return size_prefix(len(payload)) + payload
+
+
+class FrameReader:
+    """Splits a byte stream into the payloads of size-prefixed messages.
+
+    ``feed`` takes whatever arrived (a WebSocket message, a part of one, several messages) and returns
+    the payloads it completed, in order; the rest waits for the next ``feed``. A bad prefix raises
+    :class:`ProtocolError`, and so does every ``feed`` after it: the stream has lost its place.
+    """
+
+    __slots__ = ("_broken", "_buffer", "_max_message_size")
+
+    def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        if not 0 < max_message_size <= _MAX_SIZE:
+            message = f"max_message_size must be between 1 and {_MAX_SIZE}, got {max_message_size}"
+            raise ValueError(message)
+        self._max_message_size = max_message_size
+        self._buffer = bytearray()
+        self._broken: str | None = None
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes wait for the rest of their message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        if self._broken is not None:
+            raise ProtocolError(self._broken)
+        if self._buffer:
+            self._buffer += data
+            source: bytes | bytearray = self._buffer
+        else:
+            # The common case: nothing left over, so read the new bytes where they are.
+            source = bytes(data)
+        payloads: list[bytes] = []
+        position = 0
+        end = len(source)
+        while position < end:
+            size, header = self._read_prefix(source, position, end)
+            if header == 0:
+                break
+            start = position + header
+            stop = start + size
+            if stop > end:
+                break
+            payloads.append(bytes(source[start:stop]))
+            position = stop
+        if source is self._buffer:
+            del self._buffer[:position]
+        elif position < end:
+            self._buffer += source[position:]
+        return payloads
+
+    def _read_prefix(self, source: bytes | bytearray, position: int, end: int) -> tuple[int, int]:
+        """(size, prefix length) of the message at ``position``; prefix length 0 while incomplete."""
+        size = 0
+        shift = 0
+        for index in range(_MAX_PREFIX_BYTES):
+            if position + index >= end:
+                return 0, 0
+            byte = source[position + index]
+            size |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                if size > self._max_message_size:
+                    self._fail(
+                        f"a message of {size} bytes is over the limit of "
+                        f"{self._max_message_size} bytes"
+                    )
+                return size, index + 1
+            shift += 7
+        self._fail(f"a size prefix is longer than {_MAX_PREFIX_BYTES} bytes")
+
+    def _fail(self, reason: str) -> NoReturn:
+        self._broken = f"{reason}; the stream cannot be read further"
+        self._buffer.clear()
+        raise ProtocolError(self._broken)

@@ -1,0 +1,185 @@
+"""Serverless mode with the same Hub: the emulator posts a real client's invocations and
+connection events to ``chat.upstream_endpoint(verifier)``; the handlers answer, and their
+``call.clients`` / ``call.groups`` go through the REST API with the app's Entra identity."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from signalr_asgi_auth import SignalRAuthMiddleware, UpstreamVerifier
+from signalr_asgi_auth.emulator import UPSTREAM_ROUTE, Emulator, UpstreamSettings, serve_in_thread
+from signalr_asgi_auth.hubs import Hub, HubCall, HubMethodError
+
+from ..emulator.helpers import TIMEOUT
+from ..emulator.hub_client import HubSocket, hub_socket, negotiate
+from ..support import auth_for, principal_with_role
+
+pytestmark = pytest.mark.anyio
+
+
+class Seen:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.items: list[str] = []
+
+    def add(self, item: str) -> None:
+        with self._lock:
+            self.items.append(item)
+
+
+def chat_hub(seen: Seen) -> Hub:
+    chat = Hub("chat")
+
+    @chat.on("send")
+    async def send(call: HubCall, text: str) -> str:
+        await call.clients.all.send("newMessage", call.user_id, text)
+        return "delivered"
+
+    @chat.on("join")
+    async def join(call: HubCall, group: str) -> str:
+        await call.groups.add(group)
+        await call.clients.group(group).send("joined", call.user_id)
+        return group
+
+    @chat.on("add")
+    def add(call: HubCall, a: int, b: int) -> int:  # sync: a worker thread
+        return a + b
+
+    @chat.on("fail")
+    async def fail(call: HubCall) -> None:
+        raise HubMethodError("nope")  # noqa: EM101
+
+    @chat.on("confirm")
+    async def confirm(call: HubCall) -> Any:
+        return await call.clients.caller.invoke("confirm")
+
+    @chat.on("count")
+    async def count(call: HubCall) -> AsyncIterator[int]:
+        yield 1
+
+    @chat.on_connected
+    def connected(call: HubCall) -> None:
+        seen.add(f"connected {call.user_id} {call.claim('team')} {call.mode}")
+
+    @chat.on_disconnected
+    async def disconnected(call: HubCall) -> None:
+        seen.add(f"disconnected {call.user_id}")
+
+    return chat
+
+
+@pytest.fixture
+def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+def app_url(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str], seen: Seen
+) -> Iterator[str]:
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator, "SignalR Service Owner"))
+    endpoint = chat_hub(seen).upstream_endpoint(UpstreamVerifier(access_keys=emulator.access_keys))
+    app = Starlette(
+        routes=[Route("/upstream/{event}", endpoint, methods=["POST"])],
+        middleware=[Middleware(SignalRAuthMiddleware, auth=auth)],
+    )
+    with serve_in_thread(app, lifespan=True) as url:
+        emulator.upstream = UpstreamSettings([f"{url}/upstream/{{event}}"])
+        yield url
+
+
+@pytest.fixture
+async def ws(
+    emulator: Emulator, emulator_url: str, app_url: str, app_service_env: dict[str, str]
+) -> AsyncIterator[HubSocket]:
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
+    async with auth as signalr:
+        token = await signalr.client_token("chat", user_id="ann", claims={"team": "blue"})
+    async with httpx2.AsyncClient(timeout=TIMEOUT) as http:
+        connection_token = (await negotiate(http, emulator_url, token)).json()["connectionToken"]
+        async with hub_socket(http, emulator_url, token, connection_token=connection_token) as ws:
+            assert await ws.handshake() == {}
+            yield ws
+
+
+OTHERS: list[dict[str, Any]] = []
+
+
+async def invoke(ws: HubSocket, invocation_id: str, target: str, *arguments: Any) -> dict[str, Any]:
+    """The completion; what arrived before it is kept in ``OTHERS``."""
+    await ws.send(
+        {"type": 1, "invocationId": invocation_id, "target": target, "arguments": list(arguments)}
+    )
+    while True:
+        message = await ws.receive()
+        if message.get("type") == 3 and message.get("invocationId") == invocation_id:
+            return message
+        OTHERS.append(message)
+
+
+async def received(ws: HubSocket) -> dict[str, Any]:
+    return OTHERS.pop(0) if OTHERS else await ws.receive()
+
+
+async def test_one_hub_answers_a_client_through_the_upstream(
+    ws: HubSocket, emulator: Emulator, seen: Seen, caplog: pytest.LogCaptureFixture
+) -> None:
+    OTHERS.clear()
+    assert (await invoke(ws, "1", "send", "hi"))["result"] == "delivered"
+    assert await received(ws) == {"type": 1, "target": "newMessage", "arguments": ["ann", "hi"]}
+    assert (await invoke(ws, "2", "join", "room"))["result"] == "room"
+    assert await received(ws) == {"type": 1, "target": "joined", "arguments": ["ann"]}
+    assert (await invoke(ws, "3", "add", 2, 3))["result"] == 5
+    assert (await invoke(ws, "4", "fail"))["error"] == "nope"
+    assert (await invoke(ws, "5", "shout"))["error"] == "Unknown hub method 'shout'"
+    assert (await invoke(ws, "6", "add", "2", 3))["error"] == (
+        "Argument 1 ('a') of 'add' must be int, not str."
+    )
+    generic = "An unexpected error occurred invoking 'confirm' on the server."
+    assert (await invoke(ws, "7", "confirm"))["error"] == generic
+    assert "Client results (invoke) need Default mode" in caplog.text
+    assert (await invoke(ws, "8", "count"))["error"] == (
+        "The streaming hub method 'count' needs Default mode (server connections)."
+    )
+    assert seen.items == ["connected ann blue serverless"]
+    rest = [(e.method, e.path, e.status) for e in emulator.log.entries("signalr.rest")]
+    assert rest == [
+        ("POST", "/api/hubs/chat/:send", 202),
+        ("PUT", f"/api/hubs/chat/groups/room/connections/{rest[1][1].rsplit('/', 1)[1]}", 200),
+        ("POST", "/api/hubs/chat/groups/room/:send", 202),
+    ]
+    assert len(emulator.log.entries(UPSTREAM_ROUTE)) == 9
+
+
+async def test_a_request_for_another_hub_is_refused(app_url: str, emulator: Emulator) -> None:
+    import hashlib
+    import hmac
+
+    signature = hmac.new(emulator.access_keys[0].encode(), b"c1", hashlib.sha256).hexdigest()
+    headers = {
+        "X-ASRS-Connection-Id": "c1",
+        "X-ASRS-Hub": "news",
+        "X-ASRS-Category": "messages",
+        "X-ASRS-Event": "send",
+        "X-ASRS-Signature": f"sha256={signature}",
+        "Content-Type": "application/json",
+    }
+    body = b'{"type":1,"target":"send","arguments":["x"]}\x1e'
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(f"{app_url}/upstream/send", headers=headers, content=body)
+        unsigned = await http.post(
+            f"{app_url}/upstream/send",
+            headers={**headers, "X-ASRS-Signature": "sha256=00"},
+            content=body,
+        )
+    assert response.status_code == 404
+    assert response.json()["error"] == "This upstream endpoint serves hub 'chat', not 'news'."
+    assert unsigned.status_code == 401

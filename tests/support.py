@@ -66,6 +66,12 @@ async def wait_until(condition: Callable[[], bool], *, within: float = 10.0) -> 
             await anyio.sleep(0.02)
 
 
+async def wait_for_a_refused_key(auth: SignalRAuth) -> None:
+    """Wait until an access-key request has failed: with a short ``startup_timeout`` the app may
+    start before the service's answer is back on a busy machine."""
+    await wait_until(lambda: auth.health()["access_key"]["consecutive_failures"] > 0)
+
+
 async def wait_for_status(auth: SignalRAuth, status: str, *, within: float = 5.0) -> None:
     """Poll ``auth.health()`` until its status is ``status`` (the keepers have no event to await)."""
     with anyio.fail_after(within):

@@ -22,23 +22,26 @@ def no_clients(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("no_clients")
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-@pytest.mark.parametrize("value", ["", "false", "0"])
-def test_outside_ci_a_missing_client_skips_with_its_reason(
-    check: Callable[[], str], value: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("value", "outcome", "reason"),
+    [
+        ("", pytest.skip.Exception, r"is not (on PATH|installed)"),
+        ("false", pytest.skip.Exception, r"is not (on PATH|installed)"),
+        ("0", pytest.skip.Exception, r"is not (on PATH|installed)"),
+        ("true", pytest.fail.Exception, r"CI=true: the end-to-end tests must run, not skip"),
+        ("True", pytest.fail.Exception, r"CI=true: the end-to-end tests must run, not skip"),
+        ("1", pytest.fail.Exception, r"CI=true: the end-to-end tests must run, not skip"),
+    ],
+)
+def test_a_missing_client_skips_outside_ci_and_fails_in_ci(
+    check: Callable[[], str],
+    value: str,
+    outcome: type[BaseException],
+    reason: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CI", value)
-    with pytest.raises(pytest.skip.Exception, match=r"is not (on PATH|installed)"):
-        check()
-
-
-@pytest.mark.usefixtures("no_clients")
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-@pytest.mark.parametrize("value", ["true", "True", "1"])
-def test_in_ci_a_missing_client_fails(
-    check: Callable[[], str], value: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CI", value)
-    with pytest.raises(pytest.fail.Exception, match="CI=true: the end-to-end tests must run"):
+    with pytest.raises(outcome, match=reason):
         check()
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import hub_memory, middleware, mint, negotiate, refresh, service, webpubsub
+from . import hub_memory, middleware, mint, negotiate, refresh, service, webpubsub, websocket
 from ._common import ROOT, Goal, Result, Settings
 
 __all__ = ["main"]
@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "e": service,
     "f": webpubsub,
     "j": hub_memory,
+    "w": websocket,
 }
 
 _PACKAGES = (
@@ -51,6 +52,8 @@ _PACKAGES = (
     "azure-identity",
     "azure-core",
     "pyjwt",
+    "websockets",
+    "wsproto",
     "azure-messaging-webpubsubservice",
 )
 

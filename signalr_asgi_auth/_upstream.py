@@ -57,6 +57,7 @@ __all__ = [
     "upstream_endpoint",
     "upstream_error_response",
     "upstream_response",
+    "verified_upstream",
 ]
 
 logger = logging.getLogger("signalr_asgi_auth")
@@ -535,6 +536,20 @@ def error_completion(invocation_id: str, error: str) -> Response:
     return _completion(invocation_id, error=error)
 
 
+async def verified_upstream(
+    request: Request, verifier: UpstreamVerifier
+) -> UpstreamRequest | Response:
+    """The verified request, or the answer refusing it (405 for another method than POST, then
+    as :func:`upstream_error_response`)."""
+    if request.method != "POST":
+        body = {"code": "method_not_allowed", "error": "Upstream requests are POSTs."}
+        return JSONResponse(body, status_code=405, headers={"Allow": "POST"})
+    try:
+        return await verifier.verify(request)
+    except SignalRAuthError as exc:
+        return upstream_error_response(exc)
+
+
 def upstream_endpoint(
     verifier: UpstreamVerifier, handler: UpstreamHandler
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -549,13 +564,9 @@ def upstream_endpoint(
     """
 
     async def endpoint(request: Request) -> Response:
-        if request.method != "POST":
-            body = {"code": "method_not_allowed", "error": "Upstream requests are POSTs."}
-            return JSONResponse(body, status_code=405, headers={"Allow": "POST"})
-        try:
-            call = await verifier.verify(request)
-        except SignalRAuthError as exc:
-            return upstream_error_response(exc)
+        call = await verified_upstream(request, verifier)
+        if isinstance(call, Response):
+            return call
         try:
             result = handler(call)
             if inspect.isawaitable(result):

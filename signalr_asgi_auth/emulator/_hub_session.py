@@ -193,8 +193,12 @@ async def _write(
     websocket: WebSocket, connection: ClientConnection, scope: anyio.CancelScope
 ) -> None:
     try:
-        async for frame in connection.outgoing():
-            await websocket.send_text(frame)
+        async for frames in connection.outgoing():
+            for frame in frames:
+                if isinstance(frame, bytes):
+                    await websocket.send_bytes(frame)
+                else:
+                    await websocket.send_text(frame)
         await websocket.close(1000)
     except (WebSocketDisconnect, OSError):
         scope.cancel()

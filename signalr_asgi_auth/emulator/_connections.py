@@ -96,8 +96,9 @@ class Outbox(Generic[Frame]):
 
     @property
     def closing(self) -> bool:
+        """Whether the socket takes no more frames: closing, or gone."""
         with self._lock:
-            return self._closing
+            return self._closing or self._finished
 
     async def drain(self) -> AsyncIterator[list[Frame]]:
         """Yield the frames put since the last yield, until the last one (a close message) has been

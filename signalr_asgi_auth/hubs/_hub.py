@@ -107,7 +107,8 @@ class Hub:
     def on_connected(self, function: F) -> F:
         """Register ``handler(call)``, run once a client has connected (after its handshake),
         before any of its invocations. Raising :class:`HubMethodError` there closes the client
-        with that message (Default mode)."""
+        with that message (Default mode; any other exception with a generic one), and
+        ``on_disconnected`` does not run for it."""
         self.connected_handler, _ = event_handler(function, "on_connected")
         return function
 

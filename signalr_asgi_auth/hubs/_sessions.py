@@ -429,9 +429,13 @@ class HubConnections:
             return
         try:
             await run_handler(handler, self._call(session))
-        except HubMethodError as exc:
-            await self.close(session.connection_id, str(exc))
-        except Exception:
+        except Exception as exc:
+            # As ASP.NET Core: a client refused in on_connected never connected, so no
+            # on_disconnected follows.
+            session.connected = False
+            if isinstance(exc, HubMethodError):
+                await self.close(session.connection_id, str(exc))
+                return
             logger.exception("on_connected of hub %r failed", self._hub.name)
             await self.close(session.connection_id, "Connection closed with an error.")
 

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from anyio.abc import TaskStatus
 
 from signalr_asgi_auth import SignalRContext
 from signalr_asgi_auth.emulator import Emulator
@@ -193,3 +194,46 @@ async def test_json_and_messagepack_clients_over_server_connections(
         while len([s for s in seen.items if s.startswith("disconnected")]) < 2:  # noqa: ASYNC110
             await anyio.sleep(0.01)
     assert sorted(seen.items)[:2] == ["connected ann", "connected bob"]
+
+
+async def test_pings_a_refusal_and_a_lost_app(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    seen = Seen()
+    chat = Hub("chat", keep_alive_interval=0.2)
+
+    @chat.on_connected
+    async def connected(call: HubCall) -> None:
+        if call.user_id == "mallory":
+            raise HubMethodError("Not you.")  # noqa: EM101
+        seen.add(f"connected {call.user_id}")
+
+    @chat.on_disconnected
+    async def disconnected(call: HubCall, error: str | None) -> None:
+        seen.add(f"disconnected {call.user_id}")
+
+    principal = principal_with_role(emulator, "SignalR App Server")
+    auth = auth_for(emulator, emulator_url, principal, hubs=[chat], server_connection_count=1)
+    stop = anyio.Event()
+
+    async def serve(*, task_status: TaskStatus[SignalRContext]) -> None:
+        async with auth as context:
+            task_status.started(context)
+            await stop.wait()
+
+    async with httpx2.AsyncClient(timeout=TIMEOUT) as http, anyio.create_task_group() as tasks:
+        context = await tasks.start(serve)
+        async with json_client(http, emulator_url, context, "mallory") as mallory:
+            assert await mallory.receive() == {"type": 7, "error": "Not you."}
+        async with json_client(http, emulator_url, context, "ann") as ann:
+            # the hub pings (the service does not, in Default mode)
+            assert await ann.receive(skip_pings=False) == {"type": 6}
+            assert await ann.receive(skip_pings=False) == {"type": 6}
+            stop.set()  # the app stops under its client, which is told so
+            close = await ann.receive()
+            while close.get("type") != 7:
+                close = await ann.receive()
+            assert close["error"]  # the service says why (its app server left)
+    assert seen.items[0] == "connected ann"
+    assert "disconnected ann" in seen.items
+    assert not [s for s in seen.items if "mallory" in s]

@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: run the benchmarks, print the table, save the JSON.
 
-Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``f``, ``j``).
+Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``j``).
 Results go to ``benchmarks/results/<UTC timestamp>.json``. The exit status is 0 when every goal
 was met, 1 when one was missed, 2 when a benchmark could not run. ``--quick`` loops are too short to
 measure: its exit status says only whether every benchmark ran (0) or not (2).
@@ -24,7 +24,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import hub_memory, middleware, mint, negotiate, refresh, service, webpubsub
+from . import (
+    codec,
+    hub_broadcast,
+    hub_memory,
+    hub_roundtrip,
+    middleware,
+    mint,
+    negotiate,
+    refresh,
+    service,
+    webpubsub,
+)
 from ._common import ROOT, Goal, Result, Settings
 
 __all__ = ["main"]
@@ -36,6 +47,9 @@ BENCHMARKS: dict[str, ModuleType] = {
     "d": refresh,
     "e": service,
     "f": webpubsub,
+    "g": hub_roundtrip,
+    "h": hub_broadcast,
+    "i": codec,
     "j": hub_memory,
 }
 
@@ -51,6 +65,7 @@ _PACKAGES = (
     "azure-identity",
     "azure-core",
     "pyjwt",
+    "msgpack",
     "azure-messaging-webpubsubservice",
 )
 

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from types import TracebackType
@@ -38,6 +38,7 @@ from ._secrets import Secret
 from ._service_tokens import ServiceTokens
 from ._signing import ClientTokenIssuer, StaticKey
 from ._version import __version__
+from .server import ServerAuthorization, ServerConnectionPools, ServerHub, check_server_hubs
 
 __all__ = ["CONNECTION_STRING_VARIABLE", "SignalRAuth"]
 
@@ -65,8 +66,10 @@ class _Runtime:
         self.keys: AccessKeyKeeper | None = None
         self.service: ServiceTokens | None = None
         self.probe_error: SignalRAuthError | None = None
+        self.servers: ServerConnectionPools | None = None
         if auth._access_key is not None:
             key = _static_signing_key(auth._access_key)
+            self._server_authorization(auth, entra=None, key=key)
             self.issuer = ClientTokenIssuer(
                 mode="key",
                 options=options,
@@ -110,19 +113,37 @@ class _Runtime:
             rest = RestClient(
                 endpoint=auth.endpoint, options=options, http=self.http, entra=self.entra
             )
+            self._server_authorization(auth, entra=self.entra, key=None)
         self.context = SignalRContext(
             endpoint=auth.endpoint,
             options=options,
             issuer=self.issuer,
             health=auth.health,
             rest=rest,
+            server_connections=self.servers.not_ready if self.servers is not None else None,
         )
+
+    def _server_authorization(
+        self, auth: SignalRAuth, *, entra: EntraTokenKeeper | None, key: SigningKey | None
+    ) -> None:
+        """Default mode: the hubs' server connections, authorized as the rest of the app is."""
+        if auth._hubs:
+            authorization = ServerAuthorization(entra=entra, key=key, clock=auth.options.clock)
+            self.servers = ServerConnectionPools(
+                auth._hubs,
+                endpoint=auth.endpoint,
+                authorization=authorization,
+                options=auth.options,
+                http=self.http,
+            )
 
     def start(self, task_group: TaskGroup) -> None:
         if self.entra is not None:
             task_group.start_soon(self.entra.run, name="signalr_asgi_auth.EntraTokenKeeper")
         if self.keys is not None:
             task_group.start_soon(self.keys.run, name="signalr_asgi_auth.AccessKeyKeeper")
+        if self.servers is not None:
+            task_group.start_soon(self.servers.run, name="signalr_asgi_auth.ServerConnections")
 
     @property
     def ready(self) -> bool:
@@ -155,6 +176,10 @@ class _Runtime:
             self.probe_error = await self.issuer.probe_service()
             if self.probe_error is not None:
                 await self.keys.ready.wait()
+
+    async def stop_server_connections(self) -> None:
+        if self.servers is not None:
+            await self.servers.stop()
 
     async def aclose(self) -> None:
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
@@ -211,6 +236,7 @@ class SignalRAuth:
         server_endpoint: str | None = None,
         port: int | None = None,
         http_client: httpx2.AsyncClient | None = None,
+        hubs: Sequence[ServerHub] = (),
         **options: Unpack[OptionsKwargs],
     ) -> None:
         service = ServiceEndpoint.create(
@@ -232,6 +258,7 @@ class SignalRAuth:
             access_key=Secret(access_key) if access_key is not None else None,
             http_client=http_client,
             options=Options.build(**options),
+            hubs=hubs,
         )
 
     def _setup(
@@ -243,6 +270,7 @@ class SignalRAuth:
         access_key: Secret | None,
         http_client: httpx2.AsyncClient | None,
         options: Options,
+        hubs: Sequence[ServerHub],
     ) -> None:
         if credential is not None and not callable(getattr(credential, "get_token", None)):
             msg = (
@@ -263,6 +291,7 @@ class SignalRAuth:
         self._credential_factory = factory
         self._access_key = access_key
         self._http_client = http_client
+        self._hubs = check_server_hubs(hubs, options.application_name)
         self._runtime: _Runtime | None = None
         self._stack: AsyncExitStack | None = None
         self._lazy_warned = False
@@ -274,6 +303,7 @@ class SignalRAuth:
         *,
         credential: AnyCredential | None = None,
         http_client: httpx2.AsyncClient | None = None,
+        hubs: Sequence[ServerHub] = (),
         **options: Unpack[OptionsKwargs],
     ) -> SignalRAuth:
         """Configure from a connection string, as the C# SDK reads it.
@@ -312,6 +342,7 @@ class SignalRAuth:
             access_key=None if entra else settings.access_key,
             http_client=http_client,
             options=built,
+            hubs=hubs,
         )
         return auth
 
@@ -347,8 +378,10 @@ class SignalRAuth:
             stack.push_async_callback(runtime.aclose)
             task_group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(task_group.cancel_scope.cancel)
+            stack.push_async_callback(runtime.stop_server_connections)  # before the cancel
             runtime.start(task_group)
             await self._await_first_key(runtime)
+            await self._await_server_connections(runtime)
         except BaseException:
             await stack.__aexit__(*sys.exc_info())
             raise
@@ -386,6 +419,22 @@ class SignalRAuth:
                 "503 until one arrives.",
                 self.options.startup_timeout,
                 error or "the first request to the credential is under way.",
+            )
+
+    async def _await_server_connections(self, runtime: _Runtime) -> None:
+        servers = runtime.servers
+        if servers is None:
+            return
+        left = max(runtime.startup_deadline - self.options.clock.now(), 0.0)
+        with anyio.move_on_after(left):
+            await servers.wait_up()
+        for pool in servers.down():
+            logger.warning(
+                "Starting without a server connection for hub %r after %g s: %s Negotiation for "
+                "it answers 503 until one is up.",
+                pool.hub,
+                self.options.startup_timeout,
+                pool.not_ready(),
             )
 
     @property
@@ -450,15 +499,18 @@ class SignalRAuth:
         if runtime is None:
             return {"status": "stopped", **report}
         report["signing"] = runtime.issuer.signing
-        if runtime.entra is None:
-            return {"status": "ok", **report}
-        entra = runtime.entra.health()
-        report["entra_token"] = entra
-        if runtime.keys is not None:
-            report["access_key"] = runtime.keys.health()
-        if runtime.service is not None:
-            report["service_tokens"] = runtime.service.health()
-        return {"status": _status(report), **report}
+        status = "ok"
+        if runtime.entra is not None:
+            report["entra_token"] = runtime.entra.health()
+            if runtime.keys is not None:
+                report["access_key"] = runtime.keys.health()
+            if runtime.service is not None:
+                report["service_tokens"] = runtime.service.health()
+            status = _status(report)
+        if runtime.servers is not None:
+            report["server_connections"] = runtime.servers.health()
+            status = _worst(status, runtime.servers.status())
+        return {"status": status, **report}
 
     def not_ready(self) -> NotReadyError | None:
         """Why negotiation would fail now for want of a key, or ``None`` if it would not."""
@@ -470,6 +522,16 @@ class SignalRAuth:
         except NotReadyError as exc:
             return exc
         return None
+
+
+_SEVERITY = ("ok", "degraded", "starting", "unavailable")
+
+
+def _worst(status: str, other: str | None) -> str:
+    """The worse of two statuses (``None``: no opinion)."""
+    if other is None or status not in _SEVERITY:
+        return status
+    return max(status, other, key=_SEVERITY.index)
 
 
 def _status(report: dict[str, Any]) -> str:

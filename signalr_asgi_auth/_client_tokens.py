@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
@@ -44,6 +45,7 @@ RESERVED_CLAIMS: Final = frozenset(
 """Claim names that carry meaning for JWT validation; a custom claim so named becomes ``asrs.u.<name>``."""
 
 _SYSTEM_PREFIX: Final = "asrs.s."
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 Scalar = str | int | float | bool
 ClaimValue = Scalar | Sequence[Scalar]
@@ -114,6 +116,7 @@ def build_claims(
             payload[written] = _claim_value(name, value)
     if user_id is not None:
         check_id(user_id, "user_id")
+        _check_header_text(user_id, "user_id")  # it rides in the header as nameid
         if payload.get("nameid", user_id) != user_id:
             msg = "claims['nameid'] differs from user_id; pass the user id only as user_id=."
             raise InvalidInputError(msg)
@@ -134,6 +137,7 @@ def _claim_name(name: object) -> str:
             f"Claim names must be non-empty strings without surrounding spaces, got {shown(name)}."
         )
         raise InvalidInputError(msg)
+    _check_header_text(name, f"Claim name {name!r:.80}")
     if name.startswith(_SYSTEM_PREFIX):
         msg = (
             f"Claim {name!r:.80} is reserved for the service's own settings (asrs.s.*); use the "
@@ -145,8 +149,13 @@ def _claim_name(name: object) -> str:
 
 def _claim_value(name: str, value: object) -> ClaimValue:
     if _is_scalar(value):
+        if isinstance(value, str):
+            _check_header_text(value, f"The value of claim {name!r:.80}")
         return value  # type: ignore[return-value]
     if isinstance(value, list | tuple) and value and all(_is_scalar(item) for item in value):
+        for item in value:
+            if isinstance(item, str):
+                _check_header_text(item, f"A value of claim {name!r:.80}")
         return list(value)
     msg = (
         f"Claim {name!r:.80} must be a string, number or boolean, or a non-empty list of them; "
@@ -171,7 +180,37 @@ def _roles(roles: Sequence[str] | str) -> list[str]:
         if not isinstance(role, str) or not role:
             msg = f"Each role must be a non-empty string, got {shown(role)}."
             raise InvalidInputError(msg)
+        _check_header_text(role, f"Role {role!r:.80}")
     return list(roles)
+
+
+def _check_header_text(text: str, what: str) -> None:
+    """Refuse what the upstream ``X-ASRS-User-Claims`` header cannot carry unambiguously.
+
+    The service lists a connection's claims to upstream handlers as ``type: value`` pairs joined
+    by ``", "`` (.NET's way of printing claims), and readers (the Azure Functions extension, this
+    library's verifier) split the header at every comma and each pair at ``": "``, trimming
+    spaces. A value holding either would reach the handler as claims the app never issued:
+    ``"Eve, role: admin"`` reads as a second claim ``role: admin``.
+    """
+    if not text:
+        problem = "is empty (readers drop a claim without a value)"
+    elif "," in text:
+        problem = "holds ',' (the header separates claims with commas)"
+    elif ": " in text:
+        problem = "holds ': ' (the header separates a claim's type from its value with it)"
+    elif text != text.strip():
+        problem = "starts or ends with spaces (readers trim them)"
+    elif _CONTROL.search(text):
+        problem = "holds control characters (a header cannot carry them)"
+    else:
+        return
+    msg = (
+        f"{what} {problem}. SignalR Service passes a connection's claims to upstream handlers in "
+        "its X-ASRS-User-Claims header as 'type: value, type: value', where this text would "
+        "read as something else."
+    )
+    raise InvalidInputError(msg)
 
 
 def mint_client_token(

@@ -8,6 +8,7 @@ from typing import Any
 
 from ._client_tokens import ClaimValue, build_claims, check_lifetime
 from ._endpoint import ServiceEndpoint
+from ._errors import NotReadyError
 from ._hubs import HubAddresses
 from ._options import Options
 from ._rest import HubClient, RestClient
@@ -33,8 +34,10 @@ class SignalRContext:
         issuer: ClientTokenIssuer,
         health: Callable[[], dict[str, Any]],
         rest: RestClient,
+        server_connections: Callable[[str], NotReadyError | None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._servers_down = server_connections
         self._options = options
         self._issuer = issuer
         self._health = health
@@ -56,11 +59,14 @@ class SignalRContext:
         """The reply for a client's negotiate request: ``{"url": ..., "accessToken": ...}``.
 
         Raises :class:`InvalidInputError` for bad arguments (and for claims or roles that a
-        service-issued token cannot carry), :class:`NotReadyError` while no signing key is usable,
+        service-issued token cannot carry), :class:`NotReadyError` while no signing key is usable
+        (and, for a hub of ``hubs=``, while none of its server connections is up),
         and :class:`ServiceError` when SignalR Service fails to issue a token. A service-issued
         token lives whole minutes: ``lifetime`` is rounded up to the next minute.
         """
         address = self._hubs.get(hub)
+        if self._servers_down is not None and (down := self._servers_down(address.prefixed)):
+            raise down  # Default mode: the service would refuse the client ("No server available")
         token = await self._issuer.issue(
             address,
             user_id=user_id,

@@ -48,6 +48,7 @@ class OptionsKwargs(TypedDict, total=False):
     mode: Mode
     service_token_cache_fraction: float
     service_token_cache_size: int
+    server_connection_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class Options:
     mode: Mode = "auto"
     service_token_cache_fraction: float = 0.5
     service_token_cache_size: int = 10_000
+    server_connection_count: int = 5
 
     @classmethod
     def build(
@@ -93,6 +95,7 @@ class Options:
         mode: Mode = "auto",
         service_token_cache_fraction: float = 0.5,
         service_token_cache_size: int = 10_000,
+        server_connection_count: int = 5,
     ) -> Options:
         if not isinstance(scope, str) or not scope.strip() or any(c.isspace() for c in scope):
             msg = f"scope must be one Entra scope such as {DEFAULT_SCOPE!r}."
@@ -127,6 +130,7 @@ class Options:
             mode=mode,
             service_token_cache_fraction=_fraction(service_token_cache_fraction),
             service_token_cache_size=_cache_size(service_token_cache_size),
+            server_connection_count=_connection_count(server_connection_count),
         )
         options._check_consistency()
         return options
@@ -177,3 +181,21 @@ def _cache_size(value: object) -> int:
         )
         raise ConfigurationError(msg)
     return value
+
+
+MAX_SERVER_CONNECTIONS = 100
+"""Per hub: each counts against the resource's connection quota (a Free unit allows 20 in all)."""
+
+
+def _connection_count(value: object) -> int:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= MAX_SERVER_CONNECTIONS
+    ):
+        return value
+    msg = (
+        "server_connection_count must be a whole number of connections per hub from 1 to "
+        f"{MAX_SERVER_CONNECTIONS}, got {shown(value)}."
+    )
+    raise ConfigurationError(msg)

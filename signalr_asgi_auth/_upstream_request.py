@@ -41,6 +41,8 @@ Category: TypeAlias = Literal["connections", "messages"]
 AuthMethod: TypeAlias = Literal["entra", "signature"]
 
 _CONNECTION_EVENTS: Final = frozenset({"connected", "disconnected"})
+_SYSTEM_PREFIX: Final = "asrs.s."
+_USER_ID_CLAIM: Final = "asrs.s.uid"
 _INVOCATION: Final = 1
 _TRAILING: Final = b" \t\r\n\x1e"  # whitespace and the JSON hub protocol's record separator
 # The client's own SignalR token rides in the query of browser WebSockets; the app never needs it.
@@ -142,15 +144,39 @@ def read_head(headers: Headers) -> RequestHead:
         problem = f"the category {shown(category)} is neither connections nor messages"
         raise _malformed(problem)
     user_id = _text(headers.get("x-asrs-user-id", "")).strip()
+    claims = _read_claims(", ".join(headers.getlist("x-asrs-user-claims")))
+    _check_system_claims(claims, user_id)
     return RequestHead(
         hub=hub,
         category="connections" if category == "connections" else "messages",
         event=event,
         connection_id=connection_id,
         user_id=user_id or None,
-        claims=_read_claims(", ".join(headers.getlist("x-asrs-user-claims"))),
+        claims=claims,
         query=_read_query(", ".join(headers.getlist("x-asrs-client-query"))),
     )
+
+
+def _check_system_claims(claims: Mapping[str, tuple[str, ...]], user_id: str) -> None:
+    """Refuse a claims header that contradicts itself or the service.
+
+    The header cannot be read unambiguously when a value holds ``", "`` and ``": "`` (this
+    library refuses to sign such values; other servers may not). The service's own claims
+    (``asrs.s.*``) come once each and the user id is the one in ``X-ASRS-User-Id``: anything else
+    means a value was read as claims of its own, and the request is refused rather than handing
+    the app an identity nobody issued.
+    """
+    for claim_type, values in claims.items():
+        if claim_type.startswith(_SYSTEM_PREFIX) and len(values) > 1:
+            problem = f"X-ASRS-User-Claims names {claim_type} more than once"
+            raise _malformed(problem)
+    uid = claims.get(_USER_ID_CLAIM)
+    if uid and user_id and uid[0] != user_id:
+        problem = (
+            f"X-ASRS-User-Claims gives {_USER_ID_CLAIM} {shown(uid[0])}, "
+            f"which is not the user {shown(user_id)} of X-ASRS-User-Id"
+        )
+        raise _malformed(problem)
 
 
 def _read_claims(raw: str) -> Mapping[str, tuple[str, ...]]:

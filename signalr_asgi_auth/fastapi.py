@@ -21,8 +21,12 @@ from ._negotiate import get_context, signalr_exception_handler
 __all__ = ["SignalR", "add_exception_handler", "get_signalr", "signalr_exception_handler"]
 
 
-def get_signalr(connection: HTTPConnection) -> SignalRContext:
-    """The request's SignalR context (a FastAPI dependency; works for WebSockets too)."""
+async def get_signalr(connection: HTTPConnection) -> SignalRContext:
+    """The request's SignalR context (a FastAPI dependency; works for WebSockets too).
+
+    A coroutine although it never awaits: FastAPI runs a plain-function dependency in a worker
+    thread, one per request under load.
+    """
     return get_context(connection)
 
 

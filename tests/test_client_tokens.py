@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -453,13 +454,25 @@ def test_check_lifetime_refuses(value: object, match: str) -> None:
 
 # --- any valid input --------------------------------------------------------------------------
 
+
+def _carried(text: str) -> bool:
+    """Whether the upstream X-ASRS-User-Claims header carries ``text`` unambiguously."""
+    return (
+        bool(text)
+        and "," not in text
+        and ": " not in text
+        and text == text.strip()
+        and not re.search(r"[\x00-\x1f\x7f-\x9f]", text)
+    )
+
+
 _user_ids = st.text(
     st.characters(exclude_categories=["Cs"], exclude_characters="\x7f", min_codepoint=32),
     min_size=1,
     max_size=32,
-)
+).filter(_carried)
 _scalars = (
-    st.text(max_size=8)
+    st.text(min_size=1, max_size=8).filter(_carried)
     | st.integers(min_value=-(2**53), max_value=2**53)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.booleans()
@@ -467,10 +480,10 @@ _scalars = (
 _values = _scalars | st.lists(_scalars, min_size=1, max_size=3) | st.tuples(_scalars, _scalars)
 _names = (
     st.text(min_size=1, max_size=8)
-    .filter(lambda name: name == name.strip())
+    .filter(_carried)
     .filter(lambda name: not name.startswith(("asrs.s.", "asrs.u.")) and name != "nameid")
 ) | st.sampled_from(RESERVED)
-_roles = st.lists(st.text(min_size=1, max_size=8), max_size=3)
+_roles = st.lists(st.text(min_size=1, max_size=8).filter(_carried), max_size=3)
 
 
 @settings(max_examples=150, deadline=None, database=None)
@@ -570,3 +583,44 @@ def test_time_claims_given_to_mint_are_replaced_not_repeated() -> None:
 def test_mint_refuses_claims_that_are_not_json(claims: dict[Any, Any], error: str) -> None:
     with pytest.raises(InvalidInputError, match=error):
         mint_client_token(signing_key(), audience=AUDIENCE, claims=claims, lifetime=60, now=0)
+
+
+# -- what the upstream X-ASRS-User-Claims header can carry ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "why"),
+    [
+        pytest.param({"claims": {"tier": "Eve, role: admin"}}, "','", id="comma-forges-a-role"),
+        pytest.param(
+            {"claims": {"tier": ["gold", "x, asrs.s.uid: root"]}}, "','", id="comma-in-a-list"
+        ),
+        pytest.param({"claims": {"tier": "gold: plus"}}, "': '", id="pair-separator"),
+        pytest.param({"claims": {"tier": " gold"}}, "spaces", id="leading-space"),
+        pytest.param({"claims": {"tier": "gold\t"}}, "spaces", id="trailing-tab"),
+        pytest.param({"claims": {"tier": ""}}, "empty", id="empty-value"),
+        pytest.param({"claims": {"tier": "go\x85ld"}}, "control", id="c1-control"),
+        pytest.param({"claims": {"a,b": "x"}}, "','", id="comma-in-a-name"),
+        pytest.param({"claims": {"a: b": "x"}}, "': '", id="separator-in-a-name"),
+        pytest.param({"claims": {"a\nb": "x"}}, "control", id="newline-in-a-name"),
+        pytest.param({"roles": ["admin, role: root"]}, "','", id="comma-in-a-role"),
+        pytest.param({"user_id": "eve, role: admin"}, "','", id="comma-in-the-user-id"),
+        pytest.param({"user_id": "eve: admin"}, "': '", id="separator-in-the-user-id"),
+    ],
+)
+def test_what_the_upstream_claims_header_cannot_carry_is_refused(
+    arguments: dict[str, Any], why: str
+) -> None:
+    with pytest.raises(InvalidInputError, match="X-ASRS-User-Claims") as refused:
+        build_claims(**{"user_id": None, "claims": None, "roles": (), **arguments})
+    assert why in str(refused.value)
+
+
+def test_what_the_upstream_claims_header_can_carry_passes() -> None:
+    payload = build_claims(
+        user_id="Ada Lovelace",
+        claims={"tier": "gold:plus", "url": "https://contoso.com/a?b=c", "n": 3, "ok": True},
+        roles=["admin", "ops"],
+    )
+    assert payload["tier"] == "gold:plus"
+    assert payload["role"] == ["admin", "ops"]

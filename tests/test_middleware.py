@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 import anyio
+import anyio.abc
 import httpx2
 import pytest
 from fastapi import FastAPI
@@ -142,6 +143,51 @@ def test_fastapi_app_with_the_dependency(
     assert "hub name" in bad_hub.json()["error"]
     assert bad_user.status_code == 400
     assert "control characters" in bad_user.json()["error"]
+
+
+@pytest.mark.anyio
+async def test_the_fastapi_dependency_takes_no_worker_thread() -> None:
+    # Access-key mode: no network, nothing in the background that could take a thread.
+    auth = SignalRAuth.from_connection_string(
+        "Endpoint=https://contoso.service.signalr.net;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789;"
+    )
+    app = FastAPI()
+    app.add_middleware(SignalRAuthMiddleware, auth=auth)
+
+    @app.get("/url")
+    async def url(signalr: SignalR) -> str:
+        return signalr.client_url("chat")
+
+    # FastAPI runs a plain-function dependency in a worker thread (one per request under load).
+    # With every worker thread taken, only a dependency that needs none can answer.
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    total = limiter.total_tokens
+    limiter.total_tokens = 1
+    done = anyio.Event()
+
+    async def hold_the_only_thread(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with limiter:
+            task_status.started()
+            await done.wait()
+
+    try:
+        async with (
+            auth,
+            httpx2.AsyncClient(
+                transport=httpx2.ASGITransport(app), base_url="http://app"
+            ) as client,
+            anyio.create_task_group() as tasks,
+        ):
+            await tasks.start(hold_the_only_thread)
+            try:
+                with anyio.fail_after(5):
+                    answers = [await client.get("/url") for _ in range(20)]
+            finally:
+                done.set()
+    finally:
+        limiter.total_tokens = total
+    assert {answer.status_code for answer in answers} == {200}
+    assert answers[0].json() == "https://contoso.service.signalr.net/client/?hub=chat"
 
 
 def test_bad_input_is_a_4xx_never_a_500(

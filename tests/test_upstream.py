@@ -23,12 +23,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from signalr_asgi_auth._errors import ConfigurationError, SignalRAuthError
+from signalr_asgi_auth._client_tokens import build_claims
+from signalr_asgi_auth._errors import ConfigurationError, InvalidInputError, SignalRAuthError
 from signalr_asgi_auth._secrets import Secret
 from signalr_asgi_auth._upstream import (
     HubMethodError,
@@ -37,8 +41,9 @@ from signalr_asgi_auth._upstream import (
     upstream_error_response,
     upstream_response,
 )
-from signalr_asgi_auth._upstream_request import UpstreamRequest
+from signalr_asgi_auth._upstream_request import UpstreamRequest, read_head
 from signalr_asgi_auth.emulator import Emulator, Principal
+from signalr_asgi_auth.emulator._upstream_calls import claims_header
 
 AUDIENCE = "api://contoso-chat-upstream"
 CONNECTION = "QnH9uZ3x0pLk2vYw8sTtEA"
@@ -929,6 +934,79 @@ async def test_malformed_headers_are_refused_before_credentials_are_checked(
 
 
 @anyio_tests
+async def test_a_body_over_the_default_limit_gets_413(
+    signed_post: Post, recorder: Recorder, emulator: Emulator
+) -> None:
+    # One captured signature could otherwise carry any body: it covers only the connection id.
+    padding = b" " * (1024 * 1024)
+    response = await signed_post(
+        asrs(X_ASRS_Signature=sign(emulator.access_keys[0])), invocation() + padding
+    )
+
+    assert response.status_code == 413, response.text
+    assert response.json()["code"] == "payload_too_large"
+    assert "1048576 bytes" in response.json()["error"]
+    assert recorder.calls == []
+
+
+@anyio_tests
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_large_body_is_read_only_up_to_the_limit(
+    emulator: Emulator, recorder: Recorder, declared: bool
+) -> None:
+    verifier = UpstreamVerifier(access_keys=emulator.access_keys, max_body_size=1000)
+    sent: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for number in range(1000):  # 100 kB in all
+            sent.append(number)
+            yield b" " * 100
+
+    headers = asrs(X_ASRS_Signature=sign(emulator.access_keys[0]))
+    if declared:
+        headers["Content-Length"] = str(100 * 1000)
+    async with app_client(verifier, recorder) as client:
+        response = await client.post("/upstream/add", headers=headers, content=chunks())
+
+    assert response.status_code == 413, response.text
+    assert "1000 bytes" in response.json()["error"]
+    assert len(sent) <= 12  # the reading stopped at the limit (a declared length: before it)
+    assert recorder.calls == []
+
+
+@anyio_tests
+async def test_a_body_at_the_limit_is_read(emulator: Emulator, recorder: Recorder) -> None:
+    body = invocation()
+    verifier = UpstreamVerifier(access_keys=emulator.access_keys, max_body_size=len(body))
+    headers = asrs(X_ASRS_Signature=sign(emulator.access_keys[0]))
+    async with app_client(verifier, recorder) as client:
+        response = await client.post("/upstream/add", headers=headers, content=body)
+
+    assert completion(response)["result"] == 5
+
+
+@anyio_tests
+async def test_a_body_that_trickles_in_is_cut_off(emulator: Emulator, recorder: Recorder) -> None:
+    verifier = UpstreamVerifier(access_keys=emulator.access_keys, body_timeout=0.3)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield invocation()[:5]
+        await anyio.sleep(30)
+        yield invocation()[5:]  # pragma: no cover
+
+    headers = asrs(X_ASRS_Signature=sign(emulator.access_keys[0]))
+    started = anyio.current_time()
+    async with app_client(verifier, recorder) as client:
+        response = await client.post("/upstream/add", headers=headers, content=trickle())
+
+    assert response.status_code == 408, response.text
+    assert response.json()["code"] == "request_timeout"
+    assert "0.3 s" in response.json()["error"]
+    assert anyio.current_time() - started < 5
+    assert recorder.calls == []
+
+
+@anyio_tests
 async def test_the_body_is_read_only_after_the_credentials_pass(post: Post) -> None:
     response = await post(asrs(), b"not json at all")
 
@@ -969,6 +1047,79 @@ async def test_claims_query_and_user_are_read(
         "empty": ("",),
     }
     assert "secret" not in repr(call)
+
+
+_HEADER_TEXT = st.text(
+    alphabet=st.sampled_from([",", ":", " ", "\t", "a", "b", "é", "用", "\x85", "="]), max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    claims=st.dictionaries(
+        _HEADER_TEXT, _HEADER_TEXT | st.lists(_HEADER_TEXT, min_size=1, max_size=3)
+    ),
+    roles=st.lists(_HEADER_TEXT, max_size=3),
+    user_id=st.none() | _HEADER_TEXT,
+)
+def test_claims_the_library_signs_reach_the_upstream_handler_as_they_were(
+    claims: dict[str, Any], roles: list[str], user_id: str | None
+) -> None:
+    try:
+        payload = build_claims(user_id=user_id, claims=claims, roles=roles)
+    except InvalidInputError:
+        return  # refused at negotiate, with a 400 that says why
+    # What the service writes (the emulator writes it as Azure does), read as the verifier reads it.
+    raw = [
+        (b"x-asrs-connection-id", CONNECTION.encode()),
+        (b"x-asrs-hub", b"chat"),
+        (b"x-asrs-category", b"messages"),
+        (b"x-asrs-event", b"add"),
+        (b"x-asrs-user-claims", claims_header(payload).encode()),
+    ]
+    if user_id is not None:
+        raw.append((b"x-asrs-user-id", user_id.encode()))
+    head = read_head(Headers(raw=raw))
+
+    expected = {
+        name: tuple(value if isinstance(value, list) else [value])
+        for name, value in payload.items()
+    }
+    assert dict(head.claims) == expected
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    ("claims", "user", "reason"),
+    [
+        pytest.param(
+            "asrs.s.uid: alice, asrs.s.uid: root",
+            "alice",
+            "names asrs.s.uid more than once",
+            id="a-second-user-id",
+        ),
+        pytest.param(
+            "tier: gold, asrs.s.uid: root",
+            "alice",
+            "asrs.s.uid 'root', which is not the user 'alice'",
+            id="another-user-id",
+        ),
+    ],
+)
+async def test_claims_that_contradict_the_service_get_400(
+    signed_post: Post, recorder: Recorder, emulator: Emulator, claims: str, user: str, reason: str
+) -> None:
+    headers = asrs(
+        X_ASRS_Signature=sign(emulator.access_keys[0]),
+        X_ASRS_User_Claims=claims,
+        X_ASRS_User_Id=user,
+    )
+
+    response = await signed_post(headers, invocation())
+
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["error"]
+    assert recorder.calls == []
 
 
 @anyio_tests

@@ -17,9 +17,14 @@ For examples and local runs, :func:`local_emulator` does all of that (the system
 holds SignalR App Server and SignalR REST API Owner), and ``python -m signalr_asgi_auth emulator``
 runs one in the foreground.
 
+In Default mode (``Emulator(service_mode="default")``) app servers connect at ``/server/`` with
+the service protocol and carry the clients, as on a new Azure resource; in Serverless mode (the
+emulator's default) clients need no app server.
+
 Routes, by the names the request log and fault injection use: ``identity.app_service``,
 ``identity.imds``, ``identity.openid``, ``identity.jwks``, ``signalr.access_key``,
-``signalr.health``, ``client.negotiate``, ``client.preflight``, ``client.websocket``; the
+``signalr.health``, ``client.negotiate``, ``client.preflight``, ``client.websocket``,
+``server.connect``; the
 emulator's own calls to the app's upstream are logged as ``upstream.call`` (see :attr:`Emulator.upstream`).
 """
 
@@ -41,6 +46,7 @@ from ._faults import Fault
 from ._local import LocalEmulator, local_emulator
 from ._log import LogEntry, RequestLog
 from ._server import ServedApp, serve, serve_in_thread
+from ._servers import ServerConnection
 from ._upstream import UPSTREAM_ROUTE, ManagedIdentityAuth, UpstreamSettings, UpstreamTemplate
 
 __all__ = [
@@ -66,6 +72,7 @@ __all__ = [
     "RequestLog",
     "RoleGrant",
     "ServedApp",
+    "ServerConnection",
     "UpstreamSettings",
     "UpstreamTemplate",
     "load_config",

@@ -1,15 +1,17 @@
 """The route table, and the wrappers that give every route the same log and fault injection.
 
 A new route is one line in ``ROUTES``: its name (for the log and for faults), path, methods and
-handler, and ``cors=True`` for routes browsers call cross-origin. The client endpoint's WebSocket
-(``client.websocket``) has its own wrapper: it is logged at the upgrade (101, or the refusal's
-status), and a fault with a status refuses the upgrade with it.
+handler, and ``cors=True`` for routes browsers call cross-origin. The WebSocket routes, the client
+endpoint's (``client.websocket``) and the app servers' (``server.connect``, Default mode), have
+their own wrapper: they are logged at the upgrade (101, or the refusal's status), a fault with a
+status refuses the upgrade with it, and one with ``close`` closes the socket right after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -20,13 +22,19 @@ from starlette.websockets import WebSocket
 
 from . import _client_endpoint, _client_tokens_api, _data_plane, _identity, _rest_api
 from ._cors import cors_headers
+from ._default_session import run_default_session
 from ._hub_session import run_hub_session
 from ._log import attributed_principal
+from ._server_auth import admit_server
+from ._server_session import run_server_session
 from ._state import EmulatorState
+from ._websockets import accept_headers
 
 __all__ = [
     "ROUTES",
     "ROUTE_NAMES",
+    "SERVER_PATHS",
+    "SERVER_ROUTE",
     "WEBSOCKET_PATHS",
     "WEBSOCKET_ROUTE",
     "EmulatorApp",
@@ -104,7 +112,11 @@ WEBSOCKET_PATHS = ("/client/", "/client")
 """Both: the SDKs' URL ends in ``/client/?hub=``, a hand-written one may not, and Starlette's
 slash redirect does not apply to WebSockets."""
 
-ROUTE_NAMES = frozenset(route.name for route in ROUTES) | {WEBSOCKET_ROUTE}
+SERVER_ROUTE = "server.connect"
+SERVER_PATHS = ("/server/", "/server")
+"""Where app servers open their connections in Default mode (``/server/?hub=…&cid=…``)."""
+
+ROUTE_NAMES = frozenset(route.name for route in ROUTES) | {WEBSOCKET_ROUTE, SERVER_ROUTE}
 
 
 class EmulatorApp(Starlette):
@@ -163,39 +175,57 @@ async def _answer(state: EmulatorState, route: EmulatorRoute, request: Request) 
 
 
 WebSocketEndpoint = Callable[[WebSocket], Awaitable[None]]
+Admit = Callable[[EmulatorState, WebSocket], Any]
+Run = Callable[[EmulatorState, WebSocket, Any, dict[str, str]], Awaitable[None]]
 
 
-def _observed_websocket(state: EmulatorState) -> WebSocketEndpoint:
-    """The client endpoint's WebSocket: admit or refuse (logged either way), then the session."""
+def _observed_websocket(
+    state: EmulatorState, route: str, admit: Admit, run: Run
+) -> WebSocketEndpoint:
+    """A WebSocket route: admit or refuse (logged either way, with the principal an Entra token
+    named), then the session. A fault with a status refuses the upgrade with it; one with
+    ``close`` accepts it and closes at once with that code."""
 
     async def endpoint(websocket: WebSocket) -> None:
         arrived = state.clock.now()
-        accept_headers: dict[str, str] = {}
-        decision: _client_endpoint.Admission | Response
-        fault = state.faults.take(WEBSOCKET_ROUTE)
+        fault_headers: dict[str, str] = {}
+        decision: Any
+        fault = state.faults.take(route)
         if fault is not None and fault.delay:
             await anyio.sleep(fault.delay)
         if fault is not None and fault.replaces_handler:
             decision = fault.response()
         else:
-            decision = _client_endpoint.admit_websocket(state, websocket)
-            accept_headers = dict(fault.headers) if fault is not None else {}
+            decision = admit(state, websocket)
+            fault_headers = dict(fault.headers) if fault is not None else {}
         state.log.record(
-            route=WEBSOCKET_ROUTE,
+            route=route,
             method="GET",
             path=websocket.url.path,
             query=websocket.query_params.multi_items(),
             headers=websocket.headers.items(),
             status=decision.status_code if isinstance(decision, Response) else 101,
-            principal_oid=None,
+            principal_oid=attributed_principal(websocket),
             at=arrived,
         )
         if isinstance(decision, Response):
             await _refuse_upgrade(websocket, decision)
+        elif fault is not None and fault.close is not None:
+            await websocket.accept(headers=accept_headers(fault_headers))
+            await websocket.close(fault.close)
         else:
-            await run_hub_session(state, websocket, decision, accept_headers)
+            await run(state, websocket, decision, fault_headers)
 
     return endpoint
+
+
+async def _client_session(
+    state: EmulatorState, websocket: WebSocket, admission: Any, headers: dict[str, str]
+) -> None:
+    if state.service_mode.value == "default":
+        await run_default_session(state, websocket, admission, headers)
+    else:
+        await run_hub_session(state, websocket, admission, headers)
 
 
 async def _refuse_upgrade(websocket: WebSocket, response: Response) -> None:
@@ -209,6 +239,10 @@ def build_app(state: EmulatorState) -> EmulatorApp:
     routes: list[BaseRoute] = [
         Route(r.path, _observed(state, r), methods=list(r.methods)) for r in ROUTES
     ]
-    websocket = _observed_websocket(state)
-    routes += [WebSocketRoute(path, websocket) for path in WEBSOCKET_PATHS]
+    client = _observed_websocket(
+        state, WEBSOCKET_ROUTE, _client_endpoint.admit_websocket, _client_session
+    )
+    routes += [WebSocketRoute(path, client) for path in WEBSOCKET_PATHS]
+    server = _observed_websocket(state, SERVER_ROUTE, admit_server, run_server_session)
+    routes += [WebSocketRoute(path, server) for path in SERVER_PATHS]
     return EmulatorApp(state, routes)

@@ -20,6 +20,7 @@ from ._config import EmulatorConfig, EmulatorConfigError, load_config
 from ._emulator import Emulator
 from ._log import LogEntry
 from ._server import run_in_foreground
+from ._servers import SERVICE_MODES
 from ._upstream import UpstreamSettings, is_loopback
 
 __all__ = ["add_emulator_command", "format_entry", "is_loopback"]
@@ -46,6 +47,14 @@ def add_emulator_command(
     )
     parser.add_argument(
         "--config", type=Path, help="JSON file with identities, roles and the resource id"
+    )
+    parser.add_argument(
+        "--service-mode",
+        choices=SERVICE_MODES,
+        help=(
+            "serverless: clients need no app server (the default, unless the config file says "
+            "otherwise); default: app servers connect at /server/ and carry the clients"
+        ),
     )
     parser.add_argument(
         "--public-url",
@@ -83,6 +92,8 @@ def run_emulator(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         config = load_config(args.config) if args.config else EmulatorConfig()
         if args.public_url:
             config = dataclasses.replace(config, public_url=args.public_url)
+        if args.service_mode:
+            config = dataclasses.replace(config, service_mode=args.service_mode)
         if args.upstream:
             config = _with_upstream(config, args.upstream)
         emulator = config.build()
@@ -129,6 +140,8 @@ def banner(emulator: Emulator, url: str) -> str:
     lines = [
         f"Azure SignalR emulator listening on {url}",
         f"Resource: {emulator.resource_id}",
+        f"Service mode: {emulator.service_mode.capitalize()}"
+        + (" (app servers connect at /server/)" if emulator.service_mode == "default" else ""),
         "",
         "Connection string (system-assigned managed identity):",
         f"  {connection_string}",

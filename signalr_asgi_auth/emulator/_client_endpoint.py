@@ -23,7 +23,7 @@ from ._client_auth import ClientTokenError, client_audiences, verify_client_toke
 from ._cors import preflight
 from ._state import EmulatorState
 
-__all__ = ["Admission", "admit_websocket", "negotiate", "negotiate_preflight"]
+__all__ = ["Admission", "admit_websocket", "negotiate", "negotiate_preflight", "served_urls"]
 
 _TRANSPORTS = [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
 """Only what the emulator implements: clients fall back down this list when a transport fails."""
@@ -154,6 +154,11 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
 
 
 def _audiences(state: EmulatorState, connection: HTTPConnection, hub: str) -> list[str]:
+    return client_audiences(served_urls(state, connection), hub)
+
+
+def served_urls(state: EmulatorState, connection: HTTPConnection) -> list[str]:
+    """The base URLs tokens' audiences may name: the public address, else the one served at."""
     urls = state.address.urls()
     if not urls:
         # Served by something that did not report its URL: the address the server listens on (the
@@ -163,7 +168,7 @@ def _audiences(state: EmulatorState, connection: HTTPConnection, hub: str) -> li
         scheme = "https" if connection.scope.get("scheme") in ("https", "wss") else "http"
         netloc = f"[{host}]" if ":" in host else host
         urls = [f"{scheme}://{netloc}" + (f":{port}" if port else "")]
-    return client_audiences(urls, hub)
+    return urls
 
 
 def _unauthorized(description: str) -> Response:

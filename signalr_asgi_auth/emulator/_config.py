@@ -4,6 +4,7 @@ A JSON object; every key is optional::
 
     {
       "resource_id": "/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.SignalRService/SignalR/<name>",
+      "service_mode": "default",
       "ping_interval": 15,
       "public_url": "http://localhost:8888",
       "system_identity": {"roles": ["SignalR App Server"]},
@@ -33,7 +34,11 @@ A JSON object; every key is optional::
     }
 
 - ``resource_id``: the emulated SignalR resource (the scope that role assignments must cover).
-- ``ping_interval``: seconds between the pings sent to each client connection (default 15).
+- ``service_mode``: ``"serverless"`` (the default: clients connect with no app server, their
+  invocations go to the upstream) or ``"default"`` (app servers connect at ``/server/`` and carry
+  the clients, as on a new Azure resource).
+- ``ping_interval``: seconds between the pings sent to each client connection (default 15;
+  Serverless mode only: in Default mode the app server pings its clients).
 - ``public_url``: the base URL clients use, if not the one the emulator is served at; client tokens'
   audiences must name its host.
 - ``system_identity.roles``: the roles of the system-assigned identity (used when an app's connection
@@ -67,6 +72,7 @@ from typing import Any
 from .._endpoint import normalize_url
 from .._rbac import ResourceId, find_role
 from ._emulator import DEFAULT_RESOURCE_ID, Emulator
+from ._servers import SERVICE_MODES
 from ._upstream import (
     DEFAULT_UPSTREAM_TIMEOUT,
     ManagedIdentityAuth,
@@ -116,6 +122,7 @@ class EmulatorConfig:
     """Everything a configuration file can say; the defaults are the demo's."""
 
     resource_id: str = DEFAULT_RESOURCE_ID
+    service_mode: str = "serverless"
     ping_interval: float = 15.0
     public_url: str | None = None
     system_roles: tuple[RoleGrant, ...] = DEFAULT_SYSTEM_ROLES
@@ -126,6 +133,7 @@ class EmulatorConfig:
         """A new emulator with this resource, these identities, role assignments and upstream."""
         emulator = Emulator(
             resource_id=self.resource_id,
+            service_mode=self.service_mode,
             ping_interval=self.ping_interval,
             public_url=self.public_url,
             upstream=self.upstream,
@@ -170,6 +178,10 @@ def parse_config(data: object, *, source: str = "configuration") -> EmulatorConf
     if resource.name is None:
         msg = f"{source}: resource_id must name a SignalR resource, not a {resource.level}."
         raise EmulatorConfigError(msg)
+    service_mode = top.get("service_mode", defaults.service_mode)
+    if service_mode not in SERVICE_MODES:
+        msg = f'{source}: service_mode must be "default" or "serverless", got {service_mode!r}.'
+        raise EmulatorConfigError(msg)
     ping_interval = top.get("ping_interval", defaults.ping_interval)
     if not _is_number(ping_interval) or ping_interval <= 0:
         msg = (
@@ -191,6 +203,7 @@ def parse_config(data: object, *, source: str = "configuration") -> EmulatorConf
     upstream = _upstream(top.get("upstream", {}), source)
     return EmulatorConfig(
         resource_id=resource_id,
+        service_mode=service_mode,
         ping_interval=float(ping_interval),
         public_url=public_url,
         system_roles=system_roles,
@@ -201,6 +214,7 @@ def parse_config(data: object, *, source: str = "configuration") -> EmulatorConf
 
 _TOP_KEYS = {
     "resource_id",
+    "service_mode",
     "ping_interval",
     "public_url",
     "system_identity",

@@ -9,30 +9,33 @@ socket task is woken with its loop's thread-safe scheduler.
 from __future__ import annotations
 
 import asyncio
-import json
+import codecs
 import secrets
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from ._hub_frames import RECORD_SEPARATOR, encode_hub_message, encode_json_message
+
+if TYPE_CHECKING:
+    from ._servers import ServerConnection
+
 __all__ = [
+    "RECORD_SEPARATOR",
     "ClientConnection",
     "ConnectionRegistry",
     "NegotiatedConnection",
     "NegotiatedConnections",
+    "Outbox",
     "encode_message",
 ]
 
-RECORD_SEPARATOR = "\x1e"
-
-
-def encode_message(message: Mapping[str, Any]) -> str:
-    """One JSON hub-protocol frame: compact JSON followed by the record separator."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False) + RECORD_SEPARATOR
+encode_message = encode_json_message
+Frame = TypeVar("Frame", str, bytes, str | bytes)
 
 
 def _loop_waker(callback: Callable[[], None]) -> Callable[[], None]:
@@ -55,21 +58,23 @@ def _loop_waker(callback: Callable[[], None]) -> Callable[[], None]:
     return wake_asyncio
 
 
-class _Outbox:
-    """Frames waiting for the socket, and whether the service asked to close it."""
+class Outbox(Generic[Frame]):
+    """Frames waiting for a socket, and whether the service asked to close it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._frames: deque[str] = deque()
+        self._frames: deque[Frame] = deque()
         self._closing = False
         self._finished = False
         self._wake: Callable[[], None] | None = None
 
-    def put(self, frame: str, *, last: bool = False) -> bool:
+    def put(self, frame: Frame | None, *, last: bool = False) -> bool:
+        """Queue ``frame`` (None: nothing, only ``last``); False when the socket takes no more."""
         with self._lock:
             if self._closing or self._finished:
                 return False
-            self._frames.append(frame)
+            if frame is not None:
+                self._frames.append(frame)
             self._closing = last
             wake = self._wake
         if wake is not None:
@@ -79,7 +84,7 @@ class _Outbox:
                 return False
         return True
 
-    def pending(self) -> list[str]:
+    def pending(self) -> list[Frame]:
         with self._lock:
             return list(self._frames)
 
@@ -91,11 +96,13 @@ class _Outbox:
 
     @property
     def closing(self) -> bool:
+        """Whether the socket takes no more frames: closing, or gone."""
         with self._lock:
-            return self._closing
+            return self._closing or self._finished
 
-    async def drain(self) -> AsyncIterator[str]:
-        """Yield frames as they are put, until the last one (a close message) has been yielded."""
+    async def drain(self) -> AsyncIterator[list[Frame]]:
+        """Yield the frames put since the last yield, until the last one (a close message) has been
+        yielded."""
         ready = anyio.Event()
 
         def set_ready() -> None:
@@ -110,8 +117,8 @@ class _Outbox:
                 done = self._closing or self._finished
                 if not frames and not done:
                     ready = anyio.Event()
-            for frame in frames:
-                yield frame
+            if frames:
+                yield frames
             if done:
                 return
             if not frames:
@@ -125,6 +132,8 @@ class ClientConnection:
     ``hub`` is the hub as the client token's audience names it (``?hub=…``, with the application
     prefix if any), lower-cased. ``user_id`` comes from the token's ``asrs.s.uid`` claim, else
     ``nameid``. ``groups`` is kept by :class:`ConnectionRegistry`; change it through the registry.
+    ``protocol`` is the hub protocol the client chose (``json``, or in Default mode also
+    ``messagepack``); ``server`` is the server connection that carries it (Default mode only).
     """
 
     connection_id: str
@@ -133,26 +142,48 @@ class ClientConnection:
     claims: dict[str, Any] = field(default_factory=dict, repr=False)
     groups: set[str] = field(default_factory=set)
     connected_at: float = 0.0
-    _outbox: _Outbox = field(default_factory=_Outbox, init=False, repr=False)
+    protocol: str = "json"
+    server: ServerConnection | None = field(default=None, repr=False)
+    _outbox: Outbox[str | bytes] = field(default_factory=Outbox, init=False, repr=False)
+    _text: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"),
+        init=False,
+        repr=False,
+    )
+    closed_by_server: bool = field(default=False, init=False, repr=False)
+    """Whether the app server asked for the close (then the service does not tell it again)."""
 
     def __post_init__(self) -> None:
         self.hub = self.hub.lower()
 
     async def send(self, message: Mapping[str, Any]) -> None:
-        """Queue one hub-protocol message (a JSON object) for the socket.
+        """Queue one hub-protocol message (a JSON object) for the socket, in the client's protocol.
 
         Safe from any thread or event loop. A connection that is closing or gone drops it.
         """
-        self._outbox.put(encode_message(message))
+        self._outbox.put(encode_hub_message(self.protocol, message))
 
-    async def close(self, reason: str | None = None) -> None:
-        """Close from the service side: a close message (``allowReconnect`` false, ``error`` the
-        reason) after whatever is queued, then a normal WebSocket close (1000)."""
+    def send_payload(self, payload: bytes) -> None:
+        """Queue bytes an app server wrote in the client's protocol (Default mode): text frames for
+        JSON clients (a character split between two payloads is kept for the next), binary for
+        MessagePack ones."""
+        if self.protocol == "messagepack":
+            self._outbox.put(payload)
+        elif text := self._text.decode(payload):
+            self._outbox.put(text)
+
+    async def close(self, reason: str | None = None, *, allow_reconnect: bool = False) -> None:
+        """Close from the service side: a close message (``error`` the reason) after whatever is
+        queued, then a normal WebSocket close (1000)."""
         message: dict[str, Any] = {"type": 7}
         if reason is not None:
             message["error"] = reason
-        message["allowReconnect"] = False
-        self._outbox.put(encode_message(message), last=True)
+        message["allowReconnect"] = allow_reconnect
+        self._outbox.put(encode_hub_message(self.protocol, message), last=True)
+
+    def close_socket(self) -> None:
+        """Close the WebSocket after whatever is queued, with no close message of the service's."""
+        self._outbox.put(None, last=True)
 
     @property
     def closing(self) -> bool:
@@ -160,11 +191,11 @@ class ClientConnection:
         return self._outbox.closing
 
     @property
-    def pending(self) -> list[str]:
+    def pending(self) -> list[str | bytes]:
         """Frames queued and not yet written to the socket (for tests without a socket)."""
         return self._outbox.pending()
 
-    def outgoing(self) -> AsyncIterator[str]:
+    def outgoing(self) -> AsyncIterator[list[str | bytes]]:
         """The frames to write, as they come; ends after the close message. For the socket task."""
         return self._outbox.drain()
 
@@ -180,15 +211,18 @@ class ConnectionRegistry:
     brings every current and future connection of theirs (in that hub) into it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._lock = threading.Lock()
+        self._now = clock or (lambda: 0.0)
         self._connections: dict[str, ClientConnection] = {}
-        self._user_groups: dict[tuple[str, str], set[str]] = {}  # (hub, group) -> user ids
+        # (hub, group) -> user id -> when the membership ends (None: never)
+        self._user_groups: dict[tuple[str, str], dict[str, float | None]] = {}
 
     # -- connections --------------------------------------------------------------------------
 
     def add(self, connection: ClientConnection) -> None:
         with self._lock:
+            self._expire()
             if connection.connection_id in self._connections:
                 msg = f"A connection with id {connection.connection_id!r} exists already."
                 raise ValueError(msg)
@@ -225,6 +259,7 @@ class ConnectionRegistry:
     def in_group(self, hub: str, group: str) -> list[ClientConnection]:
         hub = hub.lower()
         with self._lock:
+            self._expire()
             return [c for c in self._connections.values() if c.hub == hub and group in c.groups]
 
     # -- groups -------------------------------------------------------------------------------
@@ -256,11 +291,16 @@ class ConnectionRegistry:
             connection.groups.clear()
             return True
 
-    def add_user_to_group(self, hub: str, group: str, user_id: str) -> None:
-        """Put the user's current connections in the group, and their future ones as they come."""
+    def add_user_to_group(
+        self, hub: str, group: str, user_id: str, *, ttl: float | None = None
+    ) -> None:
+        """Put the user's current connections in the group, and their future ones as they come,
+        for ``ttl`` seconds (None: until removed); then the user and their connections leave it."""
         hub = hub.lower()
         with self._lock:
-            self._user_groups.setdefault((hub, group), set()).add(user_id)
+            self._expire()
+            ends = None if ttl is None else self._now() + ttl
+            self._user_groups.setdefault((hub, group), {})[user_id] = ends
             for connection in self._connections.values():
                 if connection.hub == hub and connection.user_id == user_id:
                     connection.groups.add(group)
@@ -271,7 +311,7 @@ class ConnectionRegistry:
         with self._lock:
             users = self._user_groups.get((hub, group))
             if users is not None:
-                users.discard(user_id)
+                users.pop(user_id, None)
                 if not users:
                     del self._user_groups[(hub, group)]
             for connection in self._connections.values():
@@ -285,7 +325,7 @@ class ConnectionRegistry:
         with self._lock:
             for (group_hub, group), users in list(self._user_groups.items()):
                 if group_hub == hub:
-                    users.discard(user_id)
+                    users.pop(user_id, None)
                     if not users:
                         del self._user_groups[(group_hub, group)]
             for connection in self._connections.values():
@@ -296,6 +336,7 @@ class ConnectionRegistry:
         """Whether the user was added to the group, or has a connection in it."""
         hub = hub.lower()
         with self._lock:
+            self._expire()
             if user_id in self._user_groups.get((hub, group), ()):
                 return True
             return any(
@@ -319,6 +360,19 @@ class ConnectionRegistry:
         for connection in reached:
             await connection.send(message)
         return len(reached)
+
+    def _expire(self) -> None:
+        """Drop user memberships whose time is up, taking the users' connections out too."""
+        now = self._now()
+        for (hub, group), users in list(self._user_groups.items()):
+            for user_id, ends in list(users.items()):
+                if ends is not None and ends <= now:
+                    del users[user_id]
+                    for connection in self._connections.values():
+                        if connection.hub == hub and connection.user_id == user_id:
+                            connection.groups.discard(group)
+            if not users:
+                del self._user_groups[(hub, group)]
 
     async def close(
         self,

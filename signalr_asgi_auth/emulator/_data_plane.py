@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from .._rbac import DataAction, roles_granting
@@ -15,7 +15,7 @@ from ._state import EmulatorState
 __all__ = ["access_key", "health"]
 
 
-def _bearer_token(request: Request) -> str | None:
+def _bearer_token(request: HTTPConnection) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
@@ -42,7 +42,9 @@ def _forbidden(state: EmulatorState, principal_oid: str, action: str) -> Respons
     return JSONResponse({"code": "Forbidden", "message": message}, status_code=403)
 
 
-def _authorize(state: EmulatorState, request: Request, action: str) -> dict[str, Any] | Response:
+def _authorize(
+    state: EmulatorState, request: HTTPConnection, action: str
+) -> dict[str, Any] | Response:
     """The caller's verified Entra claims, or the 401/403 response that refuses it."""
     token = _bearer_token(request)
     if token is None:

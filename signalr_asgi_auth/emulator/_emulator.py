@@ -9,13 +9,14 @@ from typing import Any
 from .._endpoint import normalize_url
 from .._rbac import ResourceId, Role
 from ._access_keys import AccessKeyStore, IssuedKey
-from ._app import ROUTE_NAMES, EmulatorApp, build_app
+from ._app import ROUTE_NAMES, SERVER_ROUTE, WEBSOCKET_ROUTE, EmulatorApp, build_app
 from ._clock import EmulatorClock
 from ._connections import ClientConnection, ConnectionRegistry, NegotiatedConnections
 from ._directory import Assignment, Directory, Principal
 from ._entra import EntraAuthority
 from ._faults import Fault, FaultTable
 from ._log import RequestLog
+from ._servers import ServerConnection, ServerConnections, ServiceModeSetting
 from ._state import EmulatorState, PublicAddress
 from ._upstream import UpstreamSettings, UpstreamTable
 
@@ -40,6 +41,14 @@ class Emulator:
     must name; by default, the URL the serve helpers report. ``ping_interval`` is the seconds
     between the pings each client connection gets (clients give up after 30 s of silence).
     ``upstream`` says where client invocations and connection events go (see :attr:`upstream`).
+
+    ``service_mode`` is the resource's: ``"serverless"`` (the default here; clients connect with no
+    app server, invocations go to the upstream) or ``"default"`` (Azure's default for a new
+    resource: app servers open connections at ``/server/``, each client is routed to one of them,
+    and a client of a hub no server serves is refused). In Default mode the service pings each
+    server connection every ``server_ping_interval`` seconds and closes one silent for
+    ``server_timeout`` seconds; clients get no pings from the service (their app server sends
+    them).
     """
 
     def __init__(
@@ -53,6 +62,9 @@ class Emulator:
         public_url: str | None = None,
         ping_interval: float = 15.0,
         upstream: UpstreamSettings | None = None,
+        service_mode: str = "serverless",
+        server_ping_interval: float = 5.0,
+        server_timeout: float = 30.0,
     ) -> None:
         resource = ResourceId.parse(resource_id)
         if resource.name is None:
@@ -72,6 +84,10 @@ class Emulator:
         if not ping_interval > 0:
             msg = f"ping_interval must be a positive number of seconds, got {ping_interval!r}."
             raise ValueError(msg)
+        if not server_ping_interval > 0 or not server_timeout > 0:
+            msg = "server_ping_interval and server_timeout must be positive numbers of seconds."
+            raise ValueError(msg)
+        mode = ServiceModeSetting(service_mode)
         if public_url is not None:
             public_url = normalize_url(public_url, key="public_url")
         self.clock = EmulatorClock()
@@ -87,16 +103,20 @@ class Emulator:
                 tenant_id=tenant_id, clock=self.clock, token_lifetime=token_lifetime
             ),
             access_keys=AccessKeyStore(clock=self.clock, key_lifetime=key_lifetime),
-            faults=FaultTable(ROUTE_NAMES),
+            faults=FaultTable(ROUTE_NAMES, websocket_routes=(WEBSOCKET_ROUTE, SERVER_ROUTE)),
             log=RequestLog(),
             system_identity=self.system_identity,
             identity_header=self.identity_header,
             resource_keys=self._access_keys,
             address=PublicAddress(public_url),
-            connections=ConnectionRegistry(),
+            connections=ConnectionRegistry(self.clock.now),
             negotiated=NegotiatedConnections(),
             ping_interval=ping_interval,
             upstream=UpstreamTable(UpstreamSettings() if upstream is None else upstream),
+            service_mode=mode,
+            servers=ServerConnections(),
+            server_ping_interval=server_ping_interval,
+            server_timeout=server_timeout,
         )
         self.app: EmulatorApp = build_app(self._state)
         """The ASGI application serving every route (identity, metadata, SignalR data plane,
@@ -137,6 +157,16 @@ class Emulator:
             return f"{endpoint}AccessKey={self._access_keys[0]};Version=1.0;"
         identity = f"ClientId={client_id};" if client_id else ""
         return f"{endpoint}AuthType={auth_type};{identity}Version=1.0;"
+
+    @property
+    def service_mode(self) -> str:
+        """``"default"`` or ``"serverless"``. Assign to switch, as ``az signalr update
+        --service-mode`` does: connections open already stay; new ones follow the new mode."""
+        return self._state.service_mode.value
+
+    @service_mode.setter
+    def service_mode(self, mode: str) -> None:
+        self._state.service_mode.value = mode
 
     @property
     def upstream(self) -> UpstreamSettings:
@@ -253,6 +283,22 @@ class Emulator:
         """Connections by hub, user and group, with group membership (what the REST API uses)."""
         return self._state.connections
 
+    # -- app server connections (Default mode) ---------------------------------------------------
+
+    @property
+    def server_connections(self) -> list[ServerConnection]:
+        """The app servers' connections open now (past their handshake)."""
+        return self._state.servers.all()
+
+    def drop_server_connections(self, hub: str | None = None, *, code: int = 1011) -> int:
+        """Close the server connections (of ``hub``, or all) from the service side, as a service
+        restart does: their clients are closed too and may reconnect. Safe from any thread; the
+        number of connections closed."""
+        dropped = [s for s in self._state.servers.all() if hub is None or s.hub == hub.lower()]
+        for server in dropped:
+            server.close(code=code, reason="The service closed the connection.")
+        return len(dropped)
+
     # -- test hooks -----------------------------------------------------------------------------
 
     @property
@@ -268,13 +314,24 @@ class Emulator:
         body: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         times: int | None = None,
+        close: int | None = None,
     ) -> Fault:
         """Change how ``route`` answers its next ``times`` requests (all of them when None).
 
         ``delay`` seconds pass first; then ``status`` and/or ``body`` replace the real answer
         (status 200 when only a body is given, a small JSON error when only a status is given).
+        On the WebSocket routes (``client.websocket``, ``server.connect``) a status refuses the
+        upgrade, and ``close`` accepts it and closes the socket at once with that code.
         """
-        fault = Fault(route, status=status, delay=delay, body=body, headers=headers, times=times)
+        fault = Fault(
+            route,
+            status=status,
+            delay=delay,
+            body=body,
+            headers=headers,
+            times=times,
+            close=close,
+        )
         return self._state.faults.add(fault)
 
     def remove_fault(self, fault: Fault) -> None:
@@ -292,5 +349,6 @@ class Emulator:
         return (
             f"Emulator(resource_id={str(self.resource_id)!r}, tenant_id={self.tenant_id!r}, "
             f"principals={len(self._state.directory.principals)}, "
-            f"assignments={len(self.assignments)}, connections={len(self._state.connections)})"
+            f"assignments={len(self.assignments)}, connections={len(self._state.connections)}, "
+            f"service_mode={self.service_mode!r})"
         )

@@ -3,6 +3,7 @@ app's managed identity to it."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -44,14 +45,17 @@ def local_emulator(
     port: int = 0,
     host: str = "127.0.0.1",
     allow_remote: bool = False,
+    service_mode: str | None = None,
 ) -> Iterator[LocalEmulator]:
     """Run an emulator in a thread for the block, with ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``
     set in ``os.environ`` (and put back afterwards), so that azure-identity's managed identity in
     this process gets its tokens from it.
 
     ``config`` is an :class:`EmulatorConfig`, a parsed configuration, or the path of a JSON file
-    (the format is described in ``signalr_asgi_auth.emulator._config``). Without one, the
-    system-assigned identity holds SignalR App Server and SignalR REST API Owner::
+    (the format is described in ``signalr_asgi_auth.emulator._config``). ``service_mode``
+    (``"default"`` or ``"serverless"``) overrides the configuration's. Without a configuration, the
+    resource is in Serverless mode and the system-assigned identity holds SignalR App Server and
+    SignalR REST API Owner::
 
         with local_emulator() as local:
             auth = SignalRAuth.from_connection_string(local.connection_string)
@@ -59,7 +63,10 @@ def local_emulator(
     It listens on loopback only: another ``host`` raises :class:`ValueError` unless
     ``allow_remote`` is true, since the emulator hands out tokens and keys to anyone who asks.
     """
-    emulator = _configured(config).build()
+    configured = _configured(config)
+    if service_mode is not None:
+        configured = dataclasses.replace(configured, service_mode=service_mode)
+    emulator = configured.build()
     with serve_in_thread(emulator.app, host=host, port=port, allow_remote=allow_remote) as url:
         local = LocalEmulator(
             url=url,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import overload
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 __all__ = ["REDACTED", "LogEntry", "RequestLog", "attribute", "attributed_principal", "redact"]
 
@@ -38,12 +38,12 @@ class LogEntry:
     at: float
 
 
-def attribute(request: Request, principal_oid: str) -> None:
+def attribute(request: HTTPConnection, principal_oid: str) -> None:
     """Name the principal a request acted for (a token's ``oid``), for its log entry."""
     request.state.principal_oid = principal_oid
 
 
-def attributed_principal(request: Request) -> str | None:
+def attributed_principal(request: HTTPConnection) -> str | None:
     oid: str | None = getattr(request.state, "principal_oid", None)
     return oid
 

@@ -12,6 +12,7 @@ from ._directory import Directory, Principal
 from ._entra import EntraAuthority
 from ._faults import FaultTable
 from ._log import RequestLog
+from ._servers import ServerConnections, ServiceModeSetting
 from ._upstream import UpstreamTable
 
 __all__ = ["EmulatorState", "PublicAddress"]
@@ -67,3 +68,7 @@ class EmulatorState:
     negotiated: NegotiatedConnections
     ping_interval: float
     upstream: UpstreamTable
+    service_mode: ServiceModeSetting
+    servers: ServerConnections
+    server_ping_interval: float
+    server_timeout: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -106,7 +107,8 @@ class Hub:
     def on_connected(self, function: F) -> F:
         """Register ``handler(call)``, run once a client has connected (after its handshake),
         before any of its invocations. Raising :class:`HubMethodError` there closes the client
-        with that message (Default mode)."""
+        with that message (Default mode; any other exception with a generic one), and
+        ``on_disconnected`` does not run for it."""
         self.connected_handler, _ = event_handler(function, "on_connected")
         return function
 
@@ -140,14 +142,13 @@ class Hub:
             self._running.remove(connections)
 
     def remember_rest(self, request: Request) -> None:
-        """Keep the app's REST client for ``hub.clients`` outside calls (Serverless mode)."""
-        if self._rest is not None:
-            return
+        """Keep the app's REST client for ``hub.clients`` outside calls (Serverless mode): the
+        latest request's, so that an app started again does not use a closed one."""
         try:
             context = get_context(request)
         except RuntimeError:  # no middleware: calls that send say so when they try
             return
-        self._rest = RestTransport(lambda: context.hub(self.name))
+        self._rest = RestTransport(partial(context.hub, self.name))
 
     # -- outside a call -------------------------------------------------------------------------
 

@@ -12,28 +12,26 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .._errors import SignalRAuthError
 from .._negotiate import get_context
 from .._rest import HubClient
 from .._upstream import (
-    HubMethodError,
     UpstreamVerifier,
     error_completion,
-    upstream_error_response,
     upstream_response,
+    verified_upstream,
 )
 from .._upstream_request import UpstreamRequest
 from ._call import Details, HubCall
 from ._clients import Audience
 from ._methods import refusal
-from ._sessions import GENERIC_ERROR, run_handler
+from ._running import call_method, run_handler
 
 if TYPE_CHECKING:
     from ._hub import Hub
 
 __all__ = ["RestTransport", "hub_upstream_endpoint"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("signalr_asgi_auth.hubs")
 
 _NO_HEADERS: Mapping[str, tuple[str, ...]] = MappingProxyType({})  # the service forwards none
 
@@ -87,13 +85,9 @@ def hub_upstream_endpoint(
     """The Starlette endpoint behind :meth:`Hub.upstream_endpoint`."""
 
     async def endpoint(request: Request) -> Response:
-        if request.method != "POST":
-            body = {"code": "method_not_allowed", "error": "Upstream requests are POSTs."}
-            return JSONResponse(body, status_code=405, headers={"Allow": "POST"})
-        try:
-            upstream = await verifier.verify(request)
-        except SignalRAuthError as exc:
-            return upstream_error_response(exc)
+        upstream = await verified_upstream(request, verifier)
+        if isinstance(upstream, Response):
+            return upstream
         if upstream.hub.lower() != hub.name.lower():
             body = {
                 "code": "unknown_hub",
@@ -143,18 +137,10 @@ async def _invocation(hub: Hub, call: HubCall, upstream: UpstreamRequest) -> Res
             f"The streaming hub method '{upstream.event}' needs Default mode (server connections)."
         )
     if error is None and method is not None:
-        try:
-            result = await run_handler(method.function, call, *upstream.arguments)
-        except HubMethodError as exc:
-            error = str(exc)
-        except Exception:
-            logger.exception(
-                "Hub method %r of hub %r failed (the client got a generic error)",
-                method.name,
-                hub.name,
-            )
-            error = GENERIC_ERROR.format(target=upstream.event)
-        else:
+        result, error = await call_method(
+            method, hub.name, upstream.event, call, upstream.arguments
+        )
+        if error is None:
             return upstream_response(upstream, result)
     if upstream.invocation_id is None:
         if error:

@@ -9,7 +9,6 @@ per client (as ASP.NET Core's default), streams beside them. One timer pings eve
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 from collections import deque
@@ -18,7 +17,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
 
 from .._errors import InvalidInputError, ServiceError, SignalRAuthError
@@ -66,15 +64,15 @@ from ..server import ServerConnections
 from ._call import Details, HubCall, claims_of, headers_of, query_of
 from ._clients import Audience
 from ._methods import HubMethod, refusal
+from ._running import call_method, run_handler
 
 if TYPE_CHECKING:
     from ._hub import Hub
 
-__all__ = ["GENERIC_ERROR", "HubConnections", "run_handler"]
+__all__ = ["HubConnections"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("signalr_asgi_auth.hubs")
 
-GENERIC_ERROR: Final = "An unexpected error occurred invoking '{target}' on the server."
 STREAM_ERROR: Final = "An error occurred on the server while streaming results."
 _NOT_WRITABLE: Final = "The server's result could not be written in the client's protocol."
 _MAX_HANDSHAKE: Final = 64 * 1024
@@ -193,7 +191,10 @@ class HubConnections:
 
     async def _drain(self, session: _Session, job: Callable[[], Awaitable[None]]) -> None:
         while True:
-            await job()
+            try:
+                await job()
+            except Exception:  # a bug here must not end every client's task group
+                logger.exception("Hub %r failed handling a client's message", self._hub.name)
             if not session.jobs:
                 session.busy = False
                 session.jobs = None
@@ -374,24 +375,9 @@ class HubConnections:
         self, session: _Session, message: Invocation | StreamInvocation, method: HubMethod
     ) -> None:
         call = self._call(session, message.invocation_id)
-        result: Any = None
-        error: str | None = None
-        try:
-            if method.kind == "sync":
-                result = await anyio.to_thread.run_sync(
-                    partial(method.function, call, *message.arguments)
-                )
-            else:
-                result = await method.function(call, *message.arguments)
-        except HubMethodError as exc:
-            error = str(exc)
-        except Exception:
-            logger.exception(
-                "Hub method %r of hub %r failed (the client got a generic error)",
-                method.name,
-                self._hub.name,
-            )
-            error = GENERIC_ERROR.format(target=message.target)
+        result, error = await call_method(
+            method, self._hub.name, message.target, call, message.arguments
+        )
         if message.invocation_id is not None and session.connection_id in self._sessions:
             await self._complete(session, message.invocation_id, result=result, error=error)
 
@@ -443,9 +429,13 @@ class HubConnections:
             return
         try:
             await run_handler(handler, self._call(session))
-        except HubMethodError as exc:
-            await self.close(session.connection_id, str(exc))
-        except Exception:
+        except Exception as exc:
+            # As ASP.NET Core: a client refused in on_connected never connected, so no
+            # on_disconnected follows.
+            session.connected = False
+            if isinstance(exc, HubMethodError):
+                await self.close(session.connection_id, str(exc))
+                return
             logger.exception("on_connected of hub %r failed", self._hub.name)
             await self.close(session.connection_id, "Connection closed with an error.")
 
@@ -717,10 +707,3 @@ def _check_ack(ack: Ack, doing: str) -> None:
     detail = f": {ack.message}" if ack.message else ""
     msg = f"SignalR Service could not {doing}: it {reasons.get(ack.status, f'answered {ack.status}')}{detail}."
     raise ServiceError(msg)
-
-
-async def run_handler(function: Callable[..., Any], *args: Any) -> Any:
-    """A user function, async or sync (a sync one runs in a worker thread)."""
-    if inspect.iscoroutinefunction(function):
-        return await function(*args)
-    return await anyio.to_thread.run_sync(partial(function, *args))

@@ -9,6 +9,7 @@ Azure/azure-signalr snapshot 31686ed7 (2024-03-22); ``docs/design/default-mode.m
 
 from ._connection import ConnectionTimings
 from ._pool import STOP_TIMEOUT, ServerConnectionPool
+from ._pools import ServerConnectionPools, check_server_hubs
 from ._seams import ClientMessage, ServerConnections, ServerHub, ServiceEvents
 from ._server_identity import ServerAuthorization, server_id, user_agent
 
@@ -18,9 +19,11 @@ __all__ = [
     "ConnectionTimings",
     "ServerAuthorization",
     "ServerConnectionPool",
+    "ServerConnectionPools",
     "ServerConnections",
     "ServerHub",
     "ServiceEvents",
+    "check_server_hubs",
     "server_id",
     "user_agent",
 ]

@@ -192,6 +192,11 @@ class ServerConnectionPool:
         yield from list(self._on_demand.values())
 
     @property
+    def failed_ever(self) -> bool:
+        """Whether a connection has failed or been lost since startup."""
+        return self.last_error is not None or self.last_lost is not None
+
+    @property
     def up(self) -> int:
         """How many connections have finished their handshake and are not closing."""
         return sum(1 for connection in self._connections() if connection.status == "up")

@@ -14,6 +14,7 @@ import httpx2
 from httpx2.websockets import AsyncWebSocketSession
 
 from .helpers import TIMEOUT
+from .service_client import decode_all, encode
 
 RS = "\x1e"
 
@@ -45,6 +46,40 @@ class HubSocket:
                     self._records += [json.loads(r) for r in frame.split(RS)[:-1]]
                 message = self._records.pop(0)
                 if not (skip_pings and message.get("type") == 6):
+                    return message
+
+
+class MessagePackHubSocket:
+    """One WebSocket speaking the MessagePack hub protocol (its handshake is JSON still)."""
+
+    def __init__(self, session: AsyncWebSocketSession) -> None:
+        self.session = session
+        self._buffer = b""
+        self._messages: list[list[Any]] = []
+
+    async def handshake(self) -> dict[str, Any]:
+        await self.session.send_text(json.dumps({"protocol": "messagepack", "version": 1}) + RS)
+        with anyio.fail_after(TIMEOUT):
+            while RS.encode() not in self._buffer:
+                self._buffer += await self.session.receive_bytes()
+        answer, _, self._buffer = self._buffer.partition(RS.encode())
+        reply: dict[str, Any] = json.loads(answer)
+        return reply
+
+    async def send(self, message: list[Any]) -> None:
+        await self.session.send_bytes(encode(message))
+
+    async def receive(self, *, skip_pings: bool = True) -> list[Any]:
+        """The next message (an array), pings skipped unless asked for."""
+        with anyio.fail_after(TIMEOUT):
+            while True:
+                while not self._messages:
+                    messages, self._buffer = decode_all(
+                        self._buffer + await self.session.receive_bytes()
+                    )
+                    self._messages += messages
+                message = self._messages.pop(0)
+                if not (skip_pings and message == [6]):
                     return message
 
 

@@ -16,6 +16,8 @@ import httpx2
 import pytest
 
 from signalr_asgi_auth.__main__ import main
+from signalr_asgi_auth.emulator import Emulator
+from signalr_asgi_auth.emulator._cli import banner
 
 from .helpers import TIMEOUT
 
@@ -141,3 +143,13 @@ def test_a_port_in_use_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
         port = taken.getsockname()[1]
         assert main(["emulator", "--port", str(port)]) == 1
     assert f"Cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_the_service_mode_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["emulator", "--service-mode", "classic"])
+    assert "invalid choice: 'classic'" in capsys.readouterr().err
+    assert "Service mode: Default (app servers connect at /server/)" in banner(
+        Emulator(service_mode="default"), "http://127.0.0.1:8888"
+    )
+    assert "Service mode: Serverless" in banner(Emulator(), "http://127.0.0.1:8888")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import httpx2
 import jwt
 import pytest
@@ -20,7 +19,7 @@ from signalr_asgi_auth.emulator import ClientConnection, Emulator, serve_in_thre
 from signalr_asgi_auth.emulator import _server as server_module
 
 from ..support import auth_for, principal_with_role
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, wait_until
 from .hub_client import hub_socket, negotiate
 
 pytestmark = pytest.mark.anyio
@@ -65,14 +64,6 @@ def forged(secret: str, *, aud: str | None, exp: float | None, kid: str | None =
         payload["exp"] = int(exp)
     headers = {"kid": kid} if kid else None
     return jwt.encode(payload, secret, algorithm="HS256", headers=headers)
-
-
-async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    with anyio.move_on_after(TIMEOUT):
-        while not condition():  # noqa: ASYNC110 - the state changes in the server's thread
-            await anyio.sleep(0.01)
-        return
-    pytest.fail(f"Timed out waiting for {what}.")
 
 
 # -- the path a JavaScript client takes ---------------------------------------------------------

@@ -176,3 +176,16 @@ def test_local_emulator_takes_a_config_file(tmp_path: Path, clean_identity_env: 
         assert local.emulator.assignments == []
     with local_emulator(config={"ping_interval": 3}) as local:
         assert local.emulator.ping_interval == 3
+
+
+def test_the_service_mode_key_and_its_override(clean_identity_env: None) -> None:
+    assert EmulatorConfig().build().service_mode == "serverless"
+    assert parse_config({"service_mode": "default"}).build().service_mode == "default"
+    with pytest.raises(
+        EmulatorConfigError, match=r'service_mode must be "default" or "serverless"'
+    ):
+        parse_config({"service_mode": "Classic"}, source="emulator.json")
+    with local_emulator(config={"service_mode": "default"}) as local:
+        assert local.emulator.service_mode == "default"
+    with local_emulator(config={"service_mode": "default"}, service_mode="serverless") as local:
+        assert local.emulator.service_mode == "serverless"

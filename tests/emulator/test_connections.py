@@ -93,6 +93,7 @@ async def test_deliver_queues_an_invocation_for_each_connection_not_excluded(
     )
     assert count == 3
     [frame] = registry.get("a1").pending  # type: ignore[union-attr]
+    assert isinstance(frame, str)
     assert frame.endswith("\x1e")
     assert json.loads(frame[:-1]) == {"type": 1, "target": "news", "arguments": ["hi", {"n": 1}]}
     assert registry.get("a2").pending == []  # type: ignore[union-attr]

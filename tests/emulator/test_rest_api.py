@@ -91,7 +91,9 @@ def call(
 
 
 def frames(connection: ClientConnection) -> list[dict[str, Any]]:
-    return [json.loads(frame.rstrip("\x1e")) for frame in connection.pending]
+    texts = [frame for frame in connection.pending if isinstance(frame, str)]
+    assert len(texts) == len(connection.pending), "a JSON client gets text frames only"
+    return [json.loads(text.rstrip("\x1e")) for text in texts]
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from signalr_asgi_auth.emulator import (
 from signalr_asgi_auth.emulator._cli import banner
 
 from ..support import auth_for, principal_with_role
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, wait_until
 from .hub_client import HubSocket, hub_socket, negotiate
 
 AUDIENCE = "api://chat-upstream"
@@ -173,14 +173,6 @@ async def invoke(ws: HubSocket, target: str, *arguments: Any, invocation_id: str
     message = {"type": 1, "invocationId": invocation_id, "target": target}
     await ws.send({**message, "arguments": list(arguments)})
     return await ws.receive()
-
-
-async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    with anyio.move_on_after(TIMEOUT):
-        while not condition():  # noqa: ASYNC110 - the state changes in the servers' threads
-            await anyio.sleep(0.01)
-        return
-    pytest.fail(f"Timed out waiting for {what}.")
 
 
 def upstream_calls(emulator: Emulator) -> list[tuple[str, int]]:

@@ -61,6 +61,10 @@ def chat_hub(seen: Seen) -> Hub:
     async def confirm(call: HubCall) -> Any:
         return await call.clients.caller.invoke("confirm")
 
+    @chat.on("announce")
+    async def announce(call: HubCall, text: str) -> None:
+        await chat.clients.all.send("news", text)  # the hub's clients, as from a background task
+
     @chat.on("count")
     async def count(call: HubCall) -> AsyncIterator[int]:
         yield 1
@@ -149,14 +153,17 @@ async def test_one_hub_answers_a_client_through_the_upstream(
     assert (await invoke(ws, "8", "count"))["error"] == (
         "The streaming hub method 'count' needs Default mode (server connections)."
     )
+    assert (await invoke(ws, "9", "announce", "extra"))["result"] is None
+    assert await received(ws) == {"type": 1, "target": "news", "arguments": ["extra"]}
     assert seen.items == ["connected ann blue serverless"]
     rest = [(e.method, e.path, e.status) for e in emulator.log.entries("signalr.rest")]
     assert rest == [
         ("POST", "/api/hubs/chat/:send", 202),
         ("PUT", f"/api/hubs/chat/groups/room/connections/{rest[1][1].rsplit('/', 1)[1]}", 200),
         ("POST", "/api/hubs/chat/groups/room/:send", 202),
+        ("POST", "/api/hubs/chat/:send", 202),
     ]
-    assert len(emulator.log.entries(UPSTREAM_ROUTE)) == 9
+    assert len(emulator.log.entries(UPSTREAM_ROUTE)) == 10
 
 
 async def test_a_request_for_another_hub_is_refused(app_url: str, emulator: Emulator) -> None:

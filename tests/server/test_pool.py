@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import anyio
 import httpx2
@@ -28,21 +27,6 @@ from .fake_service import FakeService
 from .support import ACCESS_KEY, make_pool, running, wait_for
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeService]:
-    service = FakeService()
-    async with anyio.create_task_group() as tasks:
-        await tasks.start(service.serve)
-        yield service
-        tasks.cancel_scope.cancel()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient() as client:
-        yield client
 
 
 async def test_opens_the_connections_as_dotnet_does(

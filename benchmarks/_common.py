@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +36,7 @@ __all__ = [
     "pin_to",
     "run_loadgen",
     "running_server",
+    "time_rows",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +123,41 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
+def _calls_per_batch(function: Callable[[], object], batch_seconds: float) -> int:
+    calls = 1
+    while True:
+        started = time.perf_counter()
+        for _ in range(calls):
+            function()
+        if time.perf_counter() - started >= batch_seconds:
+            return calls
+        calls *= 2
+
+
+def time_rows(
+    rows: Mapping[str, Callable[[], object]],
+    repeats: int,
+    *,
+    clock: Callable[[], int] = time.perf_counter_ns,
+    batch_seconds: float = 0.02,
+) -> dict[str, float]:
+    """Nanoseconds per call of each row, in one process, interleaved: each repeat times every row
+    once, in rotating order, over enough calls to take about ``batch_seconds``; a row's cost is its
+    fastest repeat (what the machine's other work disturbed least)."""
+    sizes = {name: _calls_per_batch(function, batch_seconds) for name, function in rows.items()}
+    best = dict.fromkeys(rows, float("inf"))
+    names = list(rows)
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            function, calls = rows[name], sizes[name]
+            started = clock()
+            for _ in range(calls):
+                function()
+            best[name] = min(best[name], (clock() - started) / calls)
+    return best
+
+
 def pin_to(cpu: int | None) -> None:
     """Keep this process on one core, when the machine has it (Linux only; otherwise a no-op).
     ``BENCH_PIN=0`` in the environment turns pinning off (``--no-pin``)."""
@@ -148,13 +184,18 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def running_server(
-    args: Sequence[str], *, env: Mapping[str, str] | None = None, cpu: int | None = SERVER_CPU
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cpu: int | None = SERVER_CPU,
+    module: str = "benchmarks._server",
 ) -> Iterator[ServerProcess]:
-    """Start ``python -m benchmarks._server ARGS`` once it serves (after its lifespan startup, so
-    the key is already fetched). It is stopped, then killed, on exit."""
+    """Start ``python -m benchmarks._server ARGS`` (or another ``module`` that prints ``READY
+    url`` the same way) once it serves (after its lifespan startup, so the key is already
+    fetched). It is stopped, then killed, on exit."""
     with tempfile.TemporaryFile("w+") as errors:
         process = subprocess.Popen(
-            _python_module("benchmarks._server", *args, cpu=cpu),
+            _python_module(module, *args, cpu=cpu),
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,

@@ -26,7 +26,7 @@ from signalr_asgi_auth import SignalRAuth, SignalRContext
 from signalr_asgi_auth._client_tokens import SigningKey, build_claims, mint_client_token
 from signalr_asgi_auth._secrets import Secret
 
-from ._common import Goal, Result, Settings
+from ._common import Goal, Result, Settings, time_rows
 
 __all__ = ["NAME", "TITLE", "run"]
 
@@ -38,7 +38,6 @@ _AUDIENCE = f"{_ENDPOINT}/client/?hub=chat"
 _ACCESS_KEY = "bench-access-key-0123456789abcdefghijklmnopqrstuv"  # 48 characters, as Azure's
 _KEY_ID = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 _USER = "user-1"
-_BATCH_SECONDS = 0.02
 
 
 def _drive(coroutine: Coroutine[Any, Any, str]) -> str:
@@ -51,33 +50,6 @@ def _drive(coroutine: Coroutine[Any, Any, str]) -> str:
     coroutine.close()
     msg = "client_token() waited for something; it should not with a key in memory."
     raise RuntimeError(msg)
-
-
-def _calls_per_batch(function: Callable[[], object]) -> int:
-    calls = 1
-    while True:
-        started = time.perf_counter()
-        for _ in range(calls):
-            function()
-        if time.perf_counter() - started >= _BATCH_SECONDS:
-            return calls
-        calls *= 2
-
-
-def _time_rows(rows: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Nanoseconds per call of each row: its fastest repeat."""
-    sizes = {name: _calls_per_batch(function) for name, function in rows.items()}
-    best = dict.fromkeys(rows, float("inf"))
-    names = list(rows)
-    for repeat in range(repeats):
-        shift = repeat % len(names)
-        for name in names[shift:] + names[:shift]:
-            function, calls = rows[name], sizes[name]
-            started = time.perf_counter_ns()
-            for _ in range(calls):
-                function()
-            best[name] = min(best[name], (time.perf_counter_ns() - started) / calls)
-    return best
 
 
 def _rows(context: SignalRContext) -> dict[str, Callable[[], object]]:
@@ -119,7 +91,7 @@ def _rows(context: SignalRContext) -> dict[str, Callable[[], object]]:
 async def _measure(repeats: int) -> dict[str, float]:
     auth = SignalRAuth(endpoint=_ENDPOINT, access_key=_ACCESS_KEY)
     async with auth as context:
-        return _time_rows(_rows(context), repeats)
+        return time_rows(_rows(context), repeats)
 
 
 def run(settings: Settings) -> list[Result]:

@@ -28,6 +28,7 @@ from ._rest import HubClient
 from ._upstream import (
     HubMethodError,
     UpstreamAuthenticationError,
+    UpstreamBodyError,
     UpstreamVerifier,
     upstream_endpoint,
     upstream_error_response,
@@ -62,6 +63,7 @@ __all__ = [
     "SystemClock",
     "TokenTooLongError",
     "UpstreamAuthenticationError",
+    "UpstreamBodyError",
     "UpstreamRequest",
     "UpstreamVerifier",
     "__version__",

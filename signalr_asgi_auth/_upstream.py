@@ -8,9 +8,11 @@ A request is accepted when either credential checks out:
 - ``X-ASRS-Signature: sha256=<hex>[,sha256=<hex>]``: the HMAC-SHA256 of ``X-ASRS-Connection-Id``
   keyed with one of the resource's access keys (the service signs with each of its keys).
 
-Checks run in this order: headers (400 when malformed), credentials (401), body (400). Neither
-credential covers the body or the headers other than the connection id: they prove who sent the
-request, and TLS keeps it intact.
+Checks run in this order: headers (400 when malformed), credentials (401), body (400; 413 over
+``max_body_size``, 408 when it takes longer than ``body_timeout`` to arrive). Neither credential
+covers the body or the headers other than the connection id: they prove who sent the request, and
+TLS keeps it intact. So a captured request could be replayed with any body; the body is read as a
+stream that stops at the limit, never whole first.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn, TypeAlias
 
+import anyio
 import httpx2
 import jwt
 from starlette.datastructures import Headers
@@ -48,9 +52,11 @@ from ._secrets import Secret
 from ._upstream_request import AuthMethod, UpstreamRequest, read_body, read_head
 
 __all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
     "PUBLIC_AUTHORITY",
     "HubMethodError",
     "UpstreamAuthenticationError",
+    "UpstreamBodyError",
     "UpstreamHandler",
     "UpstreamVerifier",
     "error_completion",
@@ -64,6 +70,10 @@ logger = logging.getLogger("signalr_asgi_auth")
 
 PUBLIC_AUTHORITY: Final = "https://login.microsoftonline.com"
 """Microsoft Entra ID in the global Azure cloud."""
+
+DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+"""1 MiB: what SignalR Service itself takes in one message (its REST API's body limit); an
+upstream body is one client message."""
 
 _PUBLIC_V1_ISSUER: Final = "https://sts.windows.net/{tenant}/"
 _MULTI_TENANT: Final = frozenset({"common", "organizations", "consumers"})
@@ -86,6 +96,15 @@ class UpstreamAuthenticationError(SignalRAuthError):
         self.reasons = tuple(reasons)
         self.token_presented = token_presented
         super().__init__("The upstream request is not authenticated: " + "; ".join(reasons) + ".")
+
+
+class UpstreamBodyError(InvalidInputError):
+    """Raised when an upstream body is larger than ``max_body_size`` (``status`` 413) or does
+    not arrive within ``body_timeout`` (408)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class HubMethodError(Exception):
@@ -120,6 +139,9 @@ class UpstreamVerifier:
     construction; the tenant's keys are fetched on first use and cached, and an unknown ``kid``
     fetches them again at most once per ``refetch_interval``. ``http_client`` (optional) is used
     for those fetches and never closed here; ``clock`` returns epoch seconds.
+
+    The body of an authenticated request is read up to ``max_body_size`` bytes (1 MiB) and for at
+    most ``body_timeout`` seconds; beyond either the request is refused (413, 408).
     """
 
     def __init__(
@@ -135,9 +157,13 @@ class UpstreamVerifier:
         refetch_interval: float | timedelta = 60.0,
         leeway: float | timedelta = 60.0,
         timeout: float | timedelta = 10.0,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        body_timeout: float | timedelta = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
+        self._max_body_size = _body_size(max_body_size)
+        self._body_timeout = to_seconds(body_timeout, name="body_timeout")
         # Unauthenticated callers choose how often (and with which reason) they are refused.
         self._refusals = RepeatedWarnings(logger, "Refused an upstream request")
         self._outages = RepeatedWarnings(logger, "Could not verify an upstream request")
@@ -233,7 +259,7 @@ class UpstreamVerifier:
         except ServiceError as exc:
             self._outages.warn(str(exc))
             raise
-        body = read_body(await request.body(), request.headers, head)
+        body = read_body(await self._read_body(request), request.headers, head)
         return UpstreamRequest(
             hub=head.hub,
             category=head.category,
@@ -248,6 +274,35 @@ class UpstreamVerifier:
             authenticated_by=method,
             principal_id=principal_id,
         )
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, read as it arrives and given up on at ``max_body_size`` bytes or after
+        ``body_timeout`` seconds: a signature admits any body, of any size, at any pace."""
+        limit = self._max_body_size
+        too_large = UpstreamBodyError(
+            f"The upstream request's body is larger than {limit} bytes (max_body_size).",
+            status=413,
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        # aclosing: a stream left at the limit is closed now, not whenever it is collected.
+        with anyio.move_on_after(self._body_timeout) as reading:
+            async with aclosing(request.stream()) as stream:
+                async for chunk in stream:
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    chunks.append(chunk)
+        if reading.cancelled_caught:
+            msg = (
+                f"The upstream request's body did not arrive within {self._body_timeout:g} s "
+                "(body_timeout)."
+            )
+            raise UpstreamBodyError(msg, status=408)
+        return b"".join(chunks)
 
     async def _authenticate(
         self, headers: Headers, connection_id: str
@@ -421,6 +476,13 @@ def _utc(seconds: float) -> str:
 # -- configuration ------------------------------------------------------------------------------
 
 
+def _body_size(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    msg = f"max_body_size must be a positive number of bytes, got {shown(value)}."
+    raise ConfigurationError(msg)
+
+
 def _access_keys(value: object) -> tuple[Secret, ...]:
     items = [value] if isinstance(value, str | Secret) else value
     if not isinstance(items, Sequence):
@@ -484,13 +546,17 @@ def _guid(value: object, *, name: str) -> str:
 
 def upstream_error_response(exc: SignalRAuthError) -> JSONResponse:
     """The answer for an error from :meth:`UpstreamVerifier.verify`: 401 with
-    ``WWW-Authenticate: Bearer`` for refused credentials, 400 for malformed requests, 503 with
+    ``WWW-Authenticate: Bearer`` for refused credentials, 400 for malformed requests (413 for a
+    body over ``max_body_size``, 408 for one slower than ``body_timeout``), 503 with
     ``Retry-After`` when the tenant's keys are out of reach. The body is ``{"code", "error"}``."""
     headers: dict[str, str] = {}
     if isinstance(exc, UpstreamAuthenticationError):
         status, code = 401, "unauthorized"
         refused_token = exc.token_presented
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if refused_token else "Bearer"
+    elif isinstance(exc, UpstreamBodyError):
+        status = exc.status
+        code = "payload_too_large" if status == 413 else "request_timeout"
     elif isinstance(exc, InvalidInputError):
         status, code = 400, "invalid_request"
     else:

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -430,6 +430,31 @@ async def test_tokens_with_wrong_claims_are_refused(
     response = await post(asrs(Authorization=f"Bearer {wrong}"), invocation())
 
     assert_refused(response, reason, secrets=[wrong], token_presented=True)
+    assert recorder.calls == []
+
+
+@anyio_tests
+@pytest.mark.parametrize("algorithm", ["RS384", "RS512", "PS256"])
+async def test_tokens_signed_by_the_tenants_key_with_another_algorithm_are_refused(
+    post: Post,
+    recorder: Recorder,
+    emulator: Emulator,
+    emulator_url: str,
+    service_identity: Principal,
+    algorithm: Literal["RS384", "RS512", "PS256"],
+) -> None:
+    # Signed by the tenant's real key, valid in every claim: only the algorithm is wrong, and a
+    # verifier that took any RSA algorithm the key supports would admit it.
+    other = emulator.issue_entra_token(
+        service_identity, audience=AUDIENCE, issuer_base=emulator_url, algorithm=algorithm
+    )
+    assert jwt.get_unverified_header(other)["kid"] == tenant_kid(emulator)
+
+    response = await post(asrs(Authorization=f"Bearer {other}"), invocation())
+
+    assert_refused(
+        response, f"algorithm is '{algorithm}'; only RS256", secrets=[other], token_presented=True
+    )
     assert recorder.calls == []
 
 
@@ -931,6 +956,79 @@ async def test_malformed_headers_are_refused_before_credentials_are_checked(
 
     assert response.status_code == 400
     assert emulator.log.count("identity.openid") == 0
+
+
+@anyio_tests
+async def test_a_body_over_the_default_limit_gets_413(
+    signed_post: Post, recorder: Recorder, emulator: Emulator
+) -> None:
+    # One captured signature could otherwise carry any body: it covers only the connection id.
+    padding = b" " * (1024 * 1024)
+    response = await signed_post(
+        asrs(X_ASRS_Signature=sign(emulator.access_keys[0])), invocation() + padding
+    )
+
+    assert response.status_code == 413, response.text
+    assert response.json()["code"] == "payload_too_large"
+    assert "1048576 bytes" in response.json()["error"]
+    assert recorder.calls == []
+
+
+@anyio_tests
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_large_body_is_read_only_up_to_the_limit(
+    emulator: Emulator, recorder: Recorder, declared: bool
+) -> None:
+    verifier = UpstreamVerifier(access_keys=emulator.access_keys, max_body_size=1000)
+    sent: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for number in range(1000):  # 100 kB in all
+            sent.append(number)
+            yield b" " * 100
+
+    headers = asrs(X_ASRS_Signature=sign(emulator.access_keys[0]))
+    if declared:
+        headers["Content-Length"] = str(100 * 1000)
+    async with app_client(verifier, recorder) as client:
+        response = await client.post("/upstream/add", headers=headers, content=chunks())
+
+    assert response.status_code == 413, response.text
+    assert "1000 bytes" in response.json()["error"]
+    assert len(sent) <= 12  # the reading stopped at the limit (a declared length: before it)
+    assert recorder.calls == []
+
+
+@anyio_tests
+async def test_a_body_at_the_limit_is_read(emulator: Emulator, recorder: Recorder) -> None:
+    body = invocation()
+    verifier = UpstreamVerifier(access_keys=emulator.access_keys, max_body_size=len(body))
+    headers = asrs(X_ASRS_Signature=sign(emulator.access_keys[0]))
+    async with app_client(verifier, recorder) as client:
+        response = await client.post("/upstream/add", headers=headers, content=body)
+
+    assert completion(response)["result"] == 5
+
+
+@anyio_tests
+async def test_a_body_that_trickles_in_is_cut_off(emulator: Emulator, recorder: Recorder) -> None:
+    verifier = UpstreamVerifier(access_keys=emulator.access_keys, body_timeout=0.3)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield invocation()[:5]
+        await anyio.sleep(30)
+        yield invocation()[5:]  # pragma: no cover
+
+    headers = asrs(X_ASRS_Signature=sign(emulator.access_keys[0]))
+    started = anyio.current_time()
+    async with app_client(verifier, recorder) as client:
+        response = await client.post("/upstream/add", headers=headers, content=trickle())
+
+    assert response.status_code == 408, response.text
+    assert response.json()["code"] == "request_timeout"
+    assert "0.3 s" in response.json()["error"]
+    assert anyio.current_time() - started < 5
+    assert recorder.calls == []
 
 
 @anyio_tests

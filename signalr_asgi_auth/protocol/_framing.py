@@ -32,6 +32,8 @@ def size_prefix(size: int) -> bytes:
             message = f"a message size cannot be negative, got {size}"
             raise ProtocolError(message)
         return _SMALL_PREFIXES[size]
+    if size < 0x4000:
+        return bytes(((size & 0x7F) | 0x80, size >> 7))
     if size > _MAX_SIZE:
         message = f"a message of {size} bytes is too big for the size prefix (at most {_MAX_SIZE})"
         raise ProtocolError(message)
@@ -74,6 +76,17 @@ class FrameReader:
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         if self._broken is not None:
             raise ProtocolError(self._broken)
+        if not self._buffer and type(data) is bytes and data:
+            # The common case: one whole message with a 1- or 2-byte prefix, nothing left over.
+            end = len(data)
+            first = data[0]
+            if first < 0x80:
+                if first + 1 == end:
+                    return [data[1:]]
+            elif end > 1 and data[1] < 0x80:
+                size = (first & 0x7F) | (data[1] << 7)
+                if size + 2 == end and size <= self._max_message_size:
+                    return [data[2:]]
         if self._buffer:
             self._buffer += data
             source: bytes | bytearray = self._buffer

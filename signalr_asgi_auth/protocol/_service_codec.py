@@ -16,6 +16,7 @@ import msgpack
 
 from .._errors import ProtocolError
 from ._framing import DEFAULT_MAX_MESSAGE_SIZE, FrameReader, size_prefix
+from ._packing import pack as _pack
 from ._service_messages import (
     EMPTY_EXT,
     AccessKeyRequest,
@@ -192,13 +193,17 @@ def _write_open_connection(m: OpenConnection) -> bytes:
 def encode_service_message(message: ServiceMessage) -> bytes:
     """The MessagePack array of ``message``, without the size prefix."""
     try:
+        if type(message) is ConnectionData:
+            # The message of every client frame: no table lookup, no extension map to build.
+            ext = {} if message.ext is EMPTY_EXT else _ext_map(message.ext)
+            return _pack([6, message.connection_id, message.payload, ext])
         if type(message) is OpenConnection:
             return _write_open_connection(message)
         writer = _WRITERS.get(type(message))
         if writer is None:
             text = f"{type(message).__name__} is not a service-protocol message"
             raise ProtocolError(text)
-        return msgpack.packb(writer(message), use_bin_type=True)  # type: ignore[no-any-return]
+        return _pack(writer(message))
     except (TypeError, ValueError, OverflowError) as error:
         text = f"{type(message).__name__} cannot be written: {error}"
         raise ProtocolError(text) from None
@@ -577,10 +582,30 @@ def _unpack(payload: bytes | bytearray | memoryview, pairs: bool) -> Any:
         raise ProtocolError(text) from None
 
 
+_unpackb = msgpack.unpackb
+_new = object.__new__
+_set_connection_id = ConnectionData.__dict__["connection_id"].__set__
+_set_payload = ConnectionData.__dict__["payload"].__set__
+_set_ext = ConnectionData.__dict__["ext"].__set__
+
+
 def decode_service_message(payload: bytes | bytearray | memoryview) -> ServiceMessage | None:
     """The message in ``payload`` (one frame, without its size prefix); ``None`` for a message type
     this codec does not know, which newer services may send and which is to be ignored."""
-    array = _unpack(payload, pairs=False)
+    try:
+        array = _unpackb(payload, raw=False, strict_map_key=False)
+    except Exception:
+        array = _unpack(payload, pairs=False)  # the slow way, which says what went wrong
+    if type(array) is list and len(array) == 4 and array[0] == 6:
+        connection_id, data, ext = array[1], array[2], array[3]
+        if type(connection_id) is str and type(data) is bytes and type(ext) is dict and not ext:
+            # ConnectionData without extensions, the message of every client frame, built without
+            # the frozen dataclass's __init__ (which goes through object.__setattr__ per field).
+            message: ConnectionData = _new(ConnectionData)
+            _set_connection_id(message, connection_id)
+            _set_payload(message, data)
+            _set_ext(message, EMPTY_EXT)
+            return message
     if type(array) is not list or not array:
         got = "an empty array" if array == [] else f"a {_msgpack_type(array)}"
         text = f"a service message should be a MessagePack array, got {got}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import struct
+import threading
 from typing import Any
 
 import msgpack
@@ -398,3 +399,30 @@ def test_a_corrupted_message_raises_only_protocol_error(
 def test_an_ext_key_that_is_not_an_integer_is_skipped() -> None:
     raw = b"\x94\x06\xa1c\xc4\x00\x81\xcb" + struct.pack(">d", 1.0) + b"\x01"
     assert decode_service_message(raw) == ConnectionData("c", b"")
+
+
+def test_a_failed_write_leaves_the_writer_usable() -> None:
+    with pytest.raises(ProtocolError):
+        encode_service_message(JoinGroupWithAck("c", "g", 2**70))
+    assert encode_service_message(Ping()) == b"\x91\x03"
+    with pytest.raises(ProtocolError):
+        encode_service_message(ConnectionData("c", b"x", Ext(tracing_id=2**70)))
+    assert encode_service_message(ConnectionData("c", b"x")) == msgpack.packb([6, "c", b"x", {}])
+
+
+def test_threads_write_and_read_at_once() -> None:
+    # Each thread has its own packer; the fast paths must give every thread its own messages.
+    failures: list[str] = []
+
+    def work(number: int) -> None:
+        for index in range(300):
+            message = ConnectionData(f"c{number}", bytes([number]) * (index % 50))
+            if decode_service_message(encode_service_message(message)) != message:
+                failures.append(f"{number}/{index}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

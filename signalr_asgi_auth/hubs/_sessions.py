@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from .._errors import InvalidInputError, ServiceError, SignalRAuthError
+from .._errors import InvalidInputError, NotReadyError, ServiceError, SignalRAuthError
 from .._upstream import HubMethodError
 from ..protocol import (
     EMPTY_EXT,
@@ -450,6 +450,10 @@ class HubConnections:
             await (
                 run_handler(function, call, error) if takes_error else run_handler(function, call)
             )
+        except NotReadyError as exc:
+            # Clients leave in a crowd when the service connection drops or the app stops; a
+            # send from here then has nowhere to go, which is no bug of the handler's.
+            logger.info("on_disconnected of hub %r could not send: %s", self._hub.name, exc)
         except Exception:
             logger.exception("on_disconnected of hub %r failed", self._hub.name)
 

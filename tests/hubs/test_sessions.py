@@ -638,3 +638,22 @@ async def test_no_client_token_in_the_hub_layers_logs(caplog: pytest.LogCaptureF
     assert caplog.records
     assert secret not in caplog.text
     assert secret.rsplit(".", 1)[1] not in caplog.text
+
+
+async def test_on_disconnected_with_no_connection_up_is_logged_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Hub("chat")
+
+    @hub.on_disconnected
+    async def left(call: HubCall) -> None:
+        await call.clients.all.send("presence", "left")
+
+    async with running(hub) as (pool, events):
+        await connect(pool, events)
+        pool.up = 0
+        pool.send = pool.refuse  # type: ignore[method-assign]
+        with caplog.at_level(logging.INFO):
+            await events.server_connection_lost("sc-1", "the app stops")
+            await pool.wait_for(lambda: "could not send" in caplog.text)
+    assert not [r for r in caplog.records if r.exc_info]

@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: run the benchmarks, print the table, save the JSON.
 
-Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``f``, ``i``, ``j``).
+Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``j``).
 Results go to ``benchmarks/results/<UTC timestamp>.json``. The exit status is 0 when every goal
 was met, 1 when one was missed, 2 when a benchmark could not run. ``--quick`` loops are too short to
 measure: its exit status says only whether every benchmark ran (0) or not (2).
@@ -24,7 +24,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import codec, hub_memory, middleware, mint, negotiate, refresh, service, webpubsub
+from . import (
+    codec,
+    hub_broadcast,
+    hub_memory,
+    hub_roundtrip,
+    middleware,
+    mint,
+    negotiate,
+    refresh,
+    service,
+    webpubsub,
+    websocket,
+)
 from ._common import ROOT, Goal, Result, Settings
 
 __all__ = ["main"]
@@ -36,8 +48,11 @@ BENCHMARKS: dict[str, ModuleType] = {
     "d": refresh,
     "e": service,
     "f": webpubsub,
+    "g": hub_roundtrip,
+    "h": hub_broadcast,
     "i": codec,
     "j": hub_memory,
+    "w": websocket,
 }
 
 _PACKAGES = (
@@ -53,6 +68,8 @@ _PACKAGES = (
     "azure-core",
     "pyjwt",
     "msgpack",
+    "websockets",
+    "wsproto",
     "azure-messaging-webpubsubservice",
 )
 

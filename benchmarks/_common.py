@@ -184,13 +184,18 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def running_server(
-    args: Sequence[str], *, env: Mapping[str, str] | None = None, cpu: int | None = SERVER_CPU
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cpu: int | None = SERVER_CPU,
+    module: str = "benchmarks._server",
 ) -> Iterator[ServerProcess]:
-    """Start ``python -m benchmarks._server ARGS`` once it serves (after its lifespan startup, so
-    the key is already fetched). It is stopped, then killed, on exit."""
+    """Start ``python -m benchmarks._server ARGS`` (or another ``module`` that prints ``READY
+    url`` the same way) once it serves (after its lifespan startup, so the key is already
+    fetched). It is stopped, then killed, on exit."""
     with tempfile.TemporaryFile("w+") as errors:
         process = subprocess.Popen(
-            _python_module("benchmarks._server", *args, cpu=cpu),
+            _python_module(module, *args, cpu=cpu),
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,

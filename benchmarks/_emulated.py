@@ -20,10 +20,13 @@ from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 __all__ = ["EmulatorCredential", "app_environment", "new_emulator", "served"]
 
 
-def new_emulator(*, token_lifetime: float = 24 * 3600) -> Emulator:
-    """An emulator whose system-assigned identity may fetch keys and ask for client tokens;
-    ``token_lifetime`` is its managed-identity tokens' (seconds)."""
-    emulator = Emulator(token_lifetime=token_lifetime)
+def new_emulator(
+    *, token_lifetime: float = 24 * 3600, service_mode: str = "serverless"
+) -> Emulator:
+    """An emulator whose system-assigned identity may fetch keys, ask for client tokens, send
+    through the REST API and open server connections; ``token_lifetime`` is its managed-identity
+    tokens' (seconds)."""
+    emulator = Emulator(token_lifetime=token_lifetime, service_mode=service_mode)
     emulator.assign(emulator.system_identity, "SignalR App Server")
     emulator.assign(emulator.system_identity, "SignalR REST API Owner")
     return emulator

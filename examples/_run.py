@@ -1,6 +1,7 @@
 """How ``python -m examples.<app>`` starts: on Azure when ``AZURE_SIGNALR_CONNECTION_STRING`` is
-set, otherwise on the embedded emulator (no Azure account needed), whose upstream then calls the
-app back at ``/upstream/{event}``."""
+set, otherwise on the embedded emulator (no Azure account needed). ``SIGNALR_SERVICE_MODE`` picks
+the service mode: ``default`` (the app opens server connections) or ``serverless`` (the service
+calls the app back at ``/upstream/{event}``)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,23 @@ from signalr_asgi_auth.emulator import (
     local_emulator,
 )
 
+from ._chat_hub import chat
 from ._upstream import AUDIENCE, UPSTREAM_PATH, azure_verifier
 
-__all__ = ["emulator_upstream", "emulator_verifier", "run"]
+__all__ = ["MODE_VARIABLE", "emulator_upstream", "emulator_verifier", "run", "service_mode"]
+
+MODE_VARIABLE = "SIGNALR_SERVICE_MODE"
 
 CreateApp = Callable[[SignalRAuth, UpstreamVerifier | None], ASGIApp]
+
+
+def service_mode() -> str:
+    """``SIGNALR_SERVICE_MODE``: ``default`` unless it says ``serverless``."""
+    mode = os.environ.get(MODE_VARIABLE, "default").strip().lower() or "default"
+    if mode not in ("default", "serverless"):
+        msg = f"{MODE_VARIABLE} is 'default' or 'serverless', not {mode!r}."
+        raise SystemExit(msg)
+    return mode
 
 
 def run(create_app: CreateApp, *, name: str) -> None:
@@ -32,24 +45,29 @@ def run(create_app: CreateApp, *, name: str) -> None:
     Ctrl-C."""
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
+    mode = service_mode()
+    hubs = [chat] if mode == "default" else []
+    verifier: UpstreamVerifier | None = None
     with ExitStack() as stack:
         if os.environ.get(CONNECTION_STRING_VARIABLE):
-            auth = SignalRAuth.from_connection_string()
-            verifier = azure_verifier()
+            auth = SignalRAuth.from_connection_string(hubs=hubs)
             where = f"{auth.endpoint.endpoint} (from {CONNECTION_STRING_VARIABLE})"
-            if verifier is None:
-                print("No UPSTREAM_AUDIENCE and UPSTREAM_TENANT_ID: /upstream answers 404.")
+            if mode == "serverless":
+                verifier = azure_verifier()
+                if verifier is None:
+                    print("No UPSTREAM_AUDIENCE and UPSTREAM_TENANT_ID: /upstream answers 404.")
         else:
-            local = stack.enter_context(local_emulator())
-            auth = SignalRAuth.from_connection_string(local.connection_string)
-            # The emulator calls the app back here; a wildcard address is reached on loopback.
-            reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-            local.emulator.upstream = emulator_upstream(f"http://{reachable}:{port}")
-            verifier = emulator_verifier(local)
+            local = stack.enter_context(local_emulator(service_mode=mode))
+            auth = SignalRAuth.from_connection_string(local.connection_string, hubs=hubs)
+            if mode == "serverless":
+                # The emulator calls the app back here; a wildcard address is reached on loopback.
+                reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+                local.emulator.upstream = emulator_upstream(f"http://{reachable}:{port}")
+                verifier = emulator_verifier(local)
             where = (
                 f"the embedded emulator at {local.url} (set {CONNECTION_STRING_VARIABLE} for Azure)"
             )
-        print(f"{name} chat on {where}")
+        print(f"{name} chat in {mode.capitalize()} mode on {where}")
         print(f"Open http://{host}:{port}/ in two browser tabs; Ctrl-C stops it.", flush=True)
         # "warning": uvicorn's loggers are shared with the emulator's server, and at "info" they
         # would print each browser's WebSocket URL, access token included.
@@ -61,7 +79,7 @@ def emulator_upstream(app_url: str) -> UpstreamSettings:
     with a managed-identity token for ``AUDIENCE``."""
     template = UpstreamTemplate(
         f"{app_url.rstrip('/')}{UPSTREAM_PATH}",
-        hub_pattern="chat",
+        hub_pattern=chat.name,
         auth=ManagedIdentityAuth(AUDIENCE),
     )
     return UpstreamSettings([template])

@@ -1,4 +1,5 @@
-"""The two example apps answer negotiate alike: the same reply, never cached."""
+"""The two example apps answer negotiate alike (the same reply, never cached), and how they pick
+their service mode."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
+from examples._run import MODE_VARIABLE, service_mode
 from examples.fastapi_app import create_app as fastapi_app
 from examples.starlette_app import create_app as starlette_app
 from signalr_asgi_auth import SignalRAuth
@@ -69,3 +71,37 @@ def test_both_examples_refuse_a_bad_user_alike_as_negotiate_endpoint_does(
         assert set(answer.json()) == {"code", "error"}
         assert answer.json()["code"] == "invalid_request"
     assert fastapi_answer.json() == starlette_answer.json()
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [(None, "default"), ("", "default"), ("Default", "default"), (" serverless ", "serverless")],
+)
+def test_the_examples_service_mode_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, mode: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv(MODE_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(MODE_VARIABLE, value)
+    assert service_mode() == mode
+
+
+def test_an_unknown_service_mode_stops_the_example_with_what_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(MODE_VARIABLE, "listen")
+    with pytest.raises(SystemExit, match="SIGNALR_SERVICE_MODE is 'default' or 'serverless'"):
+        service_mode()
+
+
+def test_without_a_verifier_the_examples_take_no_upstream_requests(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    """Default mode: the hub is reached over server connections only, so /upstream is not served
+    (a forged upstream request gets no handler to run)."""
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
+    for create in (fastapi_app, starlette_app):
+        with TestClient(create(auth)) as client:
+            answer = client.post("/upstream/send", json={"type": 1, "target": "send"})
+        assert answer.status_code in (404, 405), answer.text

@@ -1,52 +1,40 @@
 """The chat example on FastAPI.
 
-The page negotiates at ``POST /chat/negotiate?user=<name>`` and then talks to SignalR Service
-directly. What a user says is POSTed here, and the app sends it on through the service's REST API;
-or the page invokes the hub's ``send`` and the service calls the app at ``/upstream/{event}``
-(serverless upstream), as it does when a client connects or disconnects.
+The page negotiates at ``POST /chat/negotiate?user=<name>``, connects to SignalR Service and
+invokes the hub's methods (``examples/_chat_hub.py``). In Default mode the service hands those
+calls to the app over its server connections; in Serverless mode it POSTs them to
+``/upstream/{event}``.
 
 ``python -m examples.fastapi_app`` runs it (on the embedded emulator unless
-``AZURE_SIGNALR_CONNECTION_STRING`` is set); so does
-``uvicorn --factory examples.fastapi_app:create_app`` with the connection string set.
+``AZURE_SIGNALR_CONNECTION_STRING`` is set; ``SIGNALR_SERVICE_MODE=serverless`` for Serverless);
+so does ``uvicorn --factory examples.fastapi_app:create_app`` with the connection string set.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import FastAPI, Response
-from pydantic import BaseModel, Field, StringConstraints
 
 from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware, UpstreamVerifier
 from signalr_asgi_auth.fastapi import SignalR, add_exception_handler
 
-from .._names import MAX_NAME, name
+from .._chat_hub import chat
+from .._names import name
 from .._page import signalr_bundle, static_files
-from .._upstream import UPSTREAM_PATH, upstream_route
+from .._upstream import UPSTREAM_PATH
 
 __all__ = ["create_app"]
-
-HUB = "chat"
-# Spaces around a name are dropped, as examples._names.name drops them for the starlette example.
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
-
-
-class Join(BaseModel):
-    user: Name
-
-
-class Said(BaseModel):
-    user: Name
-    text: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 def create_app(
     auth: SignalRAuth | None = None, upstream: UpstreamVerifier | None = None
 ) -> FastAPI:
-    """The chat app; without ``auth`` it reads ``AZURE_SIGNALR_CONNECTION_STRING``. With
-    ``upstream``, it takes the service's upstream calls at ``/upstream/{event}``."""
+    """The chat app. Default mode: ``auth`` serves ``hubs=[chat]``. Serverless mode: give
+    ``upstream``, and the service's calls are taken at ``/upstream/{event}``. Without ``auth``,
+    it is read from ``AZURE_SIGNALR_CONNECTION_STRING``, for the mode ``upstream`` implies."""
+    if auth is None:
+        auth = SignalRAuth.from_connection_string(hubs=[chat] if upstream is None else [])
     app = FastAPI(title="signalr-asgi-auth chat")
-    app.add_middleware(SignalRAuthMiddleware, auth=auth or SignalRAuth.from_connection_string())
+    app.add_middleware(SignalRAuthMiddleware, auth=auth)
     # bad input → 400, no key yet or a missing role → 503 with Retry-After and the reason; JSON
     add_exception_handler(app)
 
@@ -59,28 +47,10 @@ def create_app(
         # as negotiate_endpoint's (not FastAPI's 422 validation reply).
         user_id = name(user, "The user query parameter")
         response.headers["Cache-Control"] = "no-store"  # the reply carries a credential
-        return await signalr.negotiate(HUB, user_id=user_id)
+        return await signalr.negotiate(chat.name, user_id=user_id)
 
-    @app.post("/messages", status_code=202)
-    async def to_everyone(signalr: SignalR, said: Said) -> None:
-        await signalr.hub(HUB).send_to_all("newMessage", said.user, said.text)
-
-    @app.post("/users/{user}/messages", status_code=202)
-    async def to_user(signalr: SignalR, user: str, said: Said) -> None:
-        recipient = name(user, "The recipient")
-        await signalr.hub(HUB).send_to_user(recipient, "directMessage", said.user, said.text)
-
-    @app.post("/groups/{group}/members", status_code=204)
-    async def join_group(signalr: SignalR, group: str, join: Join) -> None:
-        await signalr.hub(HUB).add_user_to_group(name(group, "The group"), join.user)
-
-    @app.post("/groups/{group}/messages", status_code=202)
-    async def to_group(signalr: SignalR, group: str, said: Said) -> None:
-        group = name(group, "The group")
-        await signalr.hub(HUB).send_to_group(group, "groupMessage", group, said.user, said.text)
-
-    if upstream is not None:  # the service's calls: invoke("send"), connected, disconnected
-        app.add_route(UPSTREAM_PATH, upstream_route(upstream), methods=["POST"])
+    if upstream is not None:  # Serverless: the service's calls to the same hub
+        app.add_route(UPSTREAM_PATH, chat.upstream_endpoint(upstream), methods=["POST"])
     app.add_route("/signalr.min.js", signalr_bundle)
     app.mount("/", static_files())  # last: the page and its script
     return app

@@ -1,4 +1,6 @@
 // The chat page's script. `signalR` is the global of @microsoft/signalr's browser bundle.
+// Everything goes through the hub (examples/_chat_hub.py): the page invokes its methods, and the
+// app answers and sends to the page's `connection.on(...)` handlers.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -17,15 +19,15 @@ function show(kind, from, text) {
   $("messages").append(item);
 }
 
-// What the page says goes through the app, which sends it on with the service's REST API...
-async function post(path, body) {
-  const response = await fetch(path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  if (!response.ok) show("error", "", `${path}: ${response.status} ${await response.text()}`);
-  return response.ok;
+// invoke() resolves with the hub method's result, or rejects with its error: the text of a
+// HubMethodError, or a generic message for any other exception in the app.
+async function invoke(method, ...args) {
+  try {
+    return { ok: true, result: await connection.invoke(method, ...args) };
+  } catch (error) {
+    show("error", "", `${method}: ${error.message}`);
+    return { ok: false };
+  }
 }
 
 $("login").addEventListener("submit", async (event) => {
@@ -40,8 +42,13 @@ $("login").addEventListener("submit", async (event) => {
   connection.on("newMessage", (from, text) => show("all", from, text));
   connection.on("directMessage", (from, text) => show("user", `${from} (to you)`, text));
   connection.on("groupMessage", (group, from, text) => show("group", `${from} [${group}]`, text));
-  // The app's answers to the service's upstream calls: who connected and who left.
   connection.on("presence", (who, what) => show("presence", "", `${who} ${what}.`));
+  connection.on("cleared", (who) => {
+    $("messages").replaceChildren();
+    show("info", "", `${who} cleared the messages.`);
+  });
+  // A client result: the app awaits what this handler returns (the hub's `clear`).
+  connection.on("confirm", (question) => window.confirm(question));
   connection.onreconnecting(() => setStatus("reconnecting", "Reconnecting…"));
   connection.onreconnected(() => setStatus("connected", `Connected as ${user}.`));
   connection.onclose((error) => setStatus("closed", `Disconnected${error ? ": " + error.message : "."}`));
@@ -58,34 +65,31 @@ $("login").addEventListener("submit", async (event) => {
   $("text").focus();
 });
 
-// ...or through the service: invoke() the hub's send, which the service POSTs to the app's
-// upstream URL; the app's answer ("delivered") is what invoke() returns.
-async function invokeSend(text) {
-  try {
-    await connection.invoke("send", text);
-    return true;
-  } catch (error) {
-    show("error", "", `send: ${error.message}`);
-    return false;
-  }
-}
-
 $("send").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const audience = $("audience").value;
-  if (audience === "hub") {
-    if (await invokeSend($("text").value)) $("text").value = "";
-    return;
-  }
-  const to = encodeURIComponent($("to").value.trim());
-  const path = { all: "/messages", user: `/users/${to}/messages`, group: `/groups/${to}/messages` };
-  if (await post(path[audience], { user, text: $("text").value })) $("text").value = "";
+  const to = $("to").value.trim();
+  const text = $("text").value;
+  const sent = {
+    all: () => invoke("send", text),
+    user: () => invoke("sendToUser", to, text),
+    group: () => invoke("sendToGroup", to, text),
+  }[$("audience").value];
+  if ((await sent()).ok) $("text").value = "";
 });
 
 $("join").addEventListener("submit", async (event) => {
   event.preventDefault();
   const group = $("group").value.trim();
-  if (await post(`/groups/${encodeURIComponent(group)}/members`, { user })) {
-    show("info", "", `You joined ${group}.`);
-  }
+  if ((await invoke("join", group)).ok) show("info", "", `You joined ${group}.`);
 });
+
+// A stream: the hub's `countdown` yields 3, 2, 1, 0, and the page shows each as it comes.
+$("countdown").addEventListener("click", () => {
+  connection.stream("countdown", 3).subscribe({
+    next: (number) => show("stream", "", `countdown: ${number}`),
+    complete: () => show("stream", "", "countdown: done"),
+    error: (error) => show("error", "", `countdown: ${error.message}`),
+  });
+});
+
+$("clear").addEventListener("click", () => invoke("clear"));

@@ -28,6 +28,7 @@ from ._log import attributed_principal
 from ._server_auth import admit_server
 from ._server_session import run_server_session
 from ._state import EmulatorState
+from ._websockets import accept_headers
 
 __all__ = [
     "ROUTES",
@@ -187,7 +188,7 @@ def _observed_websocket(
 
     async def endpoint(websocket: WebSocket) -> None:
         arrived = state.clock.now()
-        accept_headers: dict[str, str] = {}
+        fault_headers: dict[str, str] = {}
         decision: Any
         fault = state.faults.take(route)
         if fault is not None and fault.delay:
@@ -196,7 +197,7 @@ def _observed_websocket(
             decision = fault.response()
         else:
             decision = admit(state, websocket)
-            accept_headers = dict(fault.headers) if fault is not None else {}
+            fault_headers = dict(fault.headers) if fault is not None else {}
         state.log.record(
             route=route,
             method="GET",
@@ -210,12 +211,10 @@ def _observed_websocket(
         if isinstance(decision, Response):
             await _refuse_upgrade(websocket, decision)
         elif fault is not None and fault.close is not None:
-            await websocket.accept(
-                headers=[(k.lower().encode(), v.encode()) for k, v in accept_headers.items()]
-            )
+            await websocket.accept(headers=accept_headers(fault_headers))
             await websocket.close(fault.close)
         else:
-            await run(state, websocket, decision, accept_headers)
+            await run(state, websocket, decision, fault_headers)
 
     return endpoint
 

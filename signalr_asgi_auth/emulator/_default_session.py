@@ -16,21 +16,22 @@ on passes bytes both ways: the client's as ConnectionData, the server's to the s
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Final
-from urllib.parse import urlencode
+from typing import Final
 
 import anyio
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ._client_endpoint import Admission
 from ._connections import ClientConnection
 from ._hub_frames import encode_json_message, read_handshake
 from ._server_messages import invocation_abandoned
+from ._server_session import SERVER_OFFLINE
 from ._servers import ServerConnection
 from ._service_wire import frame, open_connection
 from ._state import EmulatorState
+from ._upstream_calls import claim_pairs
+from ._websockets import accept_headers, client_query, close_quietly, send_frames
 
 __all__ = ["NO_SERVER", "run_default_session"]
 
@@ -39,8 +40,7 @@ NO_SERVER: Final = (
     "SignalR Service is now in 'Default' service mode. Current mode works as a proxy that routes "
     "client traffic to the connected app servers. However app servers are not connected."
 )
-# The client's credentials reach neither the app server's headers nor its query.
-_UNFORWARDED_QUERY = frozenset({"access_token", "id"})
+# The client's credentials never reach its app server.
 _UNFORWARDED_HEADERS = frozenset({"authorization", "cookie", "sec-websocket-key"})
 _CLEAN_CLOSES = frozenset({1000, 1001})
 
@@ -55,14 +55,14 @@ async def run_default_session(
     state: EmulatorState, websocket: WebSocket, admission: Admission, headers: dict[str, str]
 ) -> None:
     """Accept the upgrade and carry the connection between the client and its app server."""
-    await websocket.accept(headers=[(k.lower().encode(), v.encode()) for k, v in headers.items()])
+    await websocket.accept(headers=accept_headers(headers))
     buffer = bytearray()
     try:
         handshake = await _receive_handshake(websocket, buffer)
     except (_Gone, WebSocketDisconnect, OSError):
         return
     if handshake is None:
-        await _close_socket(websocket)
+        await close_quietly(websocket)
         return
     protocol, error = handshake
     server = None if protocol is None else state.servers.pick(admission.hub, admission.claims)
@@ -80,16 +80,20 @@ async def run_default_session(
     )
     state.connections.add(client)
     server.clients.add(client.connection_id)
-    server.send(
+    opened = server.send(
         open_connection(
             client.connection_id,
             claim_pairs(admission.claims),
             _forwarded_headers(websocket),
-            _client_query(websocket),
+            client_query(websocket),
             protocol,
         )
     )
-    server.send(frame([6, client.connection_id, bytes(buffer), {}]))
+    if opened:
+        server.send(frame([6, client.connection_id, bytes(buffer), {}]))
+    else:  # the server connection closed between the routing and now
+        client.closed_by_server = True
+        await client.close(SERVER_OFFLINE, allow_reconnect=True)
     error_on_close: str | None = None
     try:
         async with anyio.create_task_group() as tasks:
@@ -106,19 +110,7 @@ async def run_default_session(
             if not client.closed_by_server:
                 server.send(frame([5, client.connection_id, error_on_close or "", {}, {}]))
             invocation_abandoned(state, client)
-            await _close_socket(websocket)
-
-
-def claim_pairs(claims: dict[str, Any]) -> list[tuple[str, str]]:
-    """The token's claims as (type, value) pairs, as the service hands them to the app server: a
-    list claim gives one pair per item; values that are not text are written as JSON would."""
-
-    pairs: list[tuple[str, str]] = []
-    for name, value in claims.items():
-        for item in value if isinstance(value, list) else [value]:
-            text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-            pairs.append((name, text))
-    return pairs
+            await close_quietly(websocket)
 
 
 async def _receive_handshake(
@@ -163,12 +155,7 @@ async def _receive(websocket: WebSocket) -> bytes | None:
 
 async def _write(websocket: WebSocket, client: ClientConnection, scope: anyio.CancelScope) -> None:
     try:
-        async for frames in client.outgoing():
-            for item in frames:
-                if isinstance(item, bytes):
-                    await websocket.send_bytes(item)
-                else:
-                    await websocket.send_text(item)
+        await send_frames(websocket, client.outgoing())
         await websocket.close(1000)
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass
@@ -180,24 +167,7 @@ async def _answer_handshake_error(websocket: WebSocket, error: str) -> None:
         await websocket.send_text(encode_json_message({"error": error}))
     except (WebSocketDisconnect, OSError, RuntimeError):
         return
-    await _close_socket(websocket)
-
-
-async def _close_socket(websocket: WebSocket) -> None:
-    if websocket.application_state is WebSocketState.CONNECTED:
-        try:
-            await websocket.close(1000)
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            logger.debug("The socket was gone before the close frame.", exc_info=True)
-
-
-def _client_query(websocket: WebSocket) -> str:
-    pairs = [
-        (name, value)
-        for name, value in websocket.query_params.multi_items()
-        if name not in _UNFORWARDED_QUERY
-    ]
-    return f"?{urlencode(pairs)}" if pairs else ""
+    await close_quietly(websocket)
 
 
 def _forwarded_headers(websocket: WebSocket) -> dict[str, list[str]]:

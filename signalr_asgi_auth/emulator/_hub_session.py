@@ -16,23 +16,21 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 import anyio
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ._client_endpoint import Admission
 from ._connections import RECORD_SEPARATOR, ClientConnection, encode_message
 from ._state import EmulatorState
 from ._upstream_calls import UpstreamCalls
+from ._websockets import accept_headers, client_query, close_quietly, send_frames
 
 __all__ = ["HANDSHAKE_TIMEOUT", "run_hub_session"]
 
 HANDSHAKE_TIMEOUT = 15.0
 """Seconds a client has to send its handshake after the upgrade (ASP.NET Core's default)."""
 
-# The client's credentials never reach the upstream's X-ASRS-Client-Query header.
-_UNFORWARDED_QUERY = frozenset({"access_token", "id"})
 _CLEAN_CLOSES = frozenset({1000, 1001})
 
 logger = logging.getLogger(__name__)
@@ -68,19 +66,19 @@ async def run_hub_session(
     state: EmulatorState, websocket: WebSocket, admission: Admission, headers: dict[str, str]
 ) -> None:
     """Accept the upgrade and serve the connection until either side closes it."""
-    await websocket.accept(headers=list(_encoded(headers)))
+    await websocket.accept(headers=accept_headers(headers))
     records = _Records()
     try:
         handshake = await _receive_handshake(websocket, records)
     except _ClientGone:
         return
     if handshake is None:  # no handshake in time
-        await _close_socket(websocket)
+        await close_quietly(websocket)
         return
     error, pending = handshake
     if error is not None:
         await websocket.send_text(encode_message({"error": error}))
-        await _close_socket(websocket)
+        await close_quietly(websocket)
         return
     connection = ClientConnection(
         connection_id=admission.connection_id,
@@ -93,7 +91,7 @@ async def run_hub_session(
     # message queued meanwhile waits in the outbox until the writer starts, after the answer.
     state.connections.add(connection)
     ending = _Ending()
-    async with UpstreamCalls(state, connection, _client_query(websocket)) as upstream:
+    async with UpstreamCalls(state, connection, client_query(websocket)) as upstream:
         try:
             await websocket.send_text(encode_message({}))
             async with anyio.create_task_group() as tasks:
@@ -111,7 +109,7 @@ async def run_hub_session(
             state.connections.remove(connection.connection_id)
             connection.disconnected()
             with anyio.CancelScope(shield=True):
-                await _close_socket(websocket)
+                await close_quietly(websocket)
                 await upstream.disconnected(ending.error)
 
 
@@ -193,12 +191,7 @@ async def _write(
     websocket: WebSocket, connection: ClientConnection, scope: anyio.CancelScope
 ) -> None:
     try:
-        async for frames in connection.outgoing():
-            for frame in frames:
-                if isinstance(frame, bytes):
-                    await websocket.send_bytes(frame)
-                else:
-                    await websocket.send_text(frame)
+        await send_frames(websocket, connection.outgoing())
         await websocket.close(1000)
     except (WebSocketDisconnect, OSError):
         scope.cancel()
@@ -209,25 +202,3 @@ async def _ping(connection: ClientConnection, interval: float) -> None:
     while True:
         await anyio.sleep(interval)
         await connection.send({"type": 6})
-
-
-async def _close_socket(websocket: WebSocket) -> None:
-    if websocket.application_state is WebSocketState.CONNECTED:
-        try:
-            await websocket.close(1000)
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            logger.debug("The socket was gone before the close frame.", exc_info=True)
-
-
-def _client_query(websocket: WebSocket) -> str:
-    pairs = [
-        (name, value)
-        for name, value in websocket.query_params.multi_items()
-        if name not in _UNFORWARDED_QUERY
-    ]
-    return f"?{urlencode(pairs)}" if pairs else ""
-
-
-def _encoded(headers: dict[str, str]) -> Iterator[tuple[bytes, bytes]]:
-    for name, value in headers.items():
-        yield name.lower().encode("latin-1"), value.encode("latin-1")

@@ -8,9 +8,8 @@ Azure takes two kinds of ``Authorization: Bearer`` token here:
   App Server or SignalR Service Owner) at the resource or above: 401 for a bad token, 403 naming
   the roles for an identity without one;
 - a token signed with an access key (HS256/HS512; a key of the resource or a temporary key still
-  valid) whose ``aud`` is ``{scheme}://{host}/server/?hub={hub}``: the host without the port, as
-  the .NET SDK builds it (the form with the port passes too), the hub lower-cased with the
-  application prefix: 401 otherwise.
+  valid) whose ``aud`` is ``{scheme}://{host}/server/?hub={hub}``: the host without its port, as
+  the .NET SDK builds it, all in lower case, the hub with its application prefix: 401 otherwise.
 
 Refusals are HTTP responses with a JSON body ``{"code", "message"}`` saying why.
 """
@@ -50,15 +49,16 @@ class ServerAdmission:
 
 
 def server_audiences(base_urls: list[str], hub: str) -> list[str]:
-    """The audiences a key-signed server token for ``hub`` may carry, lower-case."""
+    """The audiences a key-signed server token for ``hub`` may carry: one per host the service is
+    reached at, without the port (the SDK's ``AudienceBaseUrl``), in lower case."""
     audiences: list[str] = []
     for url in base_urls:
         parts = urlsplit(url)
         host = parts.hostname or ""
-        for netloc in (f"[{host}]" if ":" in host else host, parts.netloc):
-            audience = f"{parts.scheme}://{netloc}/server/?hub={hub}".lower()
-            if audience not in audiences:
-                audiences.append(audience)
+        netloc = f"[{host}]" if ":" in host else host
+        audience = f"{parts.scheme}://{netloc}/server/?hub={hub}".lower()
+        if audience not in audiences:
+            audiences.append(audience)
     return audiences
 
 

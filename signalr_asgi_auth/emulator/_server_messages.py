@@ -124,14 +124,11 @@ async def _ping(state: EmulatorState, server: ServerConnection, fields: Fields) 
 
 @_handles(5)
 async def _close_connection(state: EmulatorState, server: ServerConnection, fields: Fields) -> None:
+    # The app server wrote the client's close message itself (its hub's Close, with the reason):
+    # the service only closes the socket, and does not tell the server again.
     client = _client(state, server, fields.text(1))
-    if client is None:
-        return
-    client.closed_by_server = True  # the server knows; it is not told again
-    error = fields.optional_text(2)
-    if error:
-        await client.close(error)
-    else:
+    if client is not None:
+        client.closed_by_server = True
         client.close_socket()
 
 
@@ -271,31 +268,20 @@ async def _close_with_ack(state: EmulatorState, server: ServerConnection, fields
     _ack(server, fields.integer(3), client is not None)
 
 
-@_handles(31)
-async def _close_all_with_ack(
+@_handles(31, 32, 33)
+async def _close_many_with_ack(
     state: EmulatorState, server: ServerConnection, fields: Fields
 ) -> None:
-    clients = state.connections.in_hub(server.hub)
-    await state.connections.close(clients, fields.optional_text(1) or None, set(fields.texts(3)))
-    _ack(server, fields.integer(2), True)
-
-
-@_handles(32)
-async def _close_user_with_ack(
-    state: EmulatorState, server: ServerConnection, fields: Fields
-) -> None:
-    clients = state.connections.of_user(server.hub, fields.text(1))
-    await state.connections.close(clients, fields.optional_text(2) or None, set(fields.texts(4)))
-    _ack(server, fields.integer(3), True)
-
-
-@_handles(33)
-async def _close_group_with_ack(
-    state: EmulatorState, server: ServerConnection, fields: Fields
-) -> None:
-    clients = state.connections.in_group(server.hub, fields.text(1))
-    await state.connections.close(clients, fields.optional_text(2) or None, set(fields.texts(4)))
-    _ack(server, fields.integer(3), True)
+    # [31, reason, ack, excluded], [32, user, reason, ack, excluded], [33, group, …]
+    if fields.type == 31:
+        clients, at = state.connections.in_hub(server.hub), 1
+    elif fields.type == 32:
+        clients, at = state.connections.of_user(server.hub, fields.text(1)), 2
+    else:
+        clients, at = state.connections.in_group(server.hub, fields.text(1)), 2
+    reason, excluded = fields.optional_text(at) or None, set(fields.texts(at + 2))
+    await state.connections.close(clients, reason, excluded)
+    _ack(server, fields.integer(at + 1), True)
 
 
 # -- client invocations --------------------------------------------------------------------------

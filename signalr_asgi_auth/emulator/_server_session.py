@@ -15,17 +15,17 @@ message that allows them to reconnect (``ServerOffline``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any, Final
 
 import anyio
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ._server_auth import ServerAdmission
 from ._server_messages import handle_server_message
 from ._servers import CONNECTION_TYPES, ServerConnection
 from ._service_wire import Fields, FrameReader, WireError, frame
 from ._state import EmulatorState
+from ._websockets import accept_headers, close_quietly
 
 __all__ = ["SERVERLESS_REFUSAL", "SERVER_OFFLINE", "run_server_session"]
 
@@ -54,17 +54,17 @@ async def run_server_session(
     state: EmulatorState, websocket: WebSocket, admission: ServerAdmission, headers: dict[str, str]
 ) -> None:
     """Accept the upgrade and serve the server connection until either side closes it."""
-    await websocket.accept(headers=list(_encoded(headers)))
+    await websocket.accept(headers=accept_headers(headers))
     reader = FrameReader()
     try:
         first = await _receive_handshake(websocket, reader)
     except (_Gone, WebSocketDisconnect, OSError):
         return
     except WireError as error:
-        await _close(websocket, _PROTOCOL_ERROR, f"Invalid service message: {error}.")
+        await close_quietly(websocket, _PROTOCOL_ERROR, f"Invalid service message: {error}.")
         return
     if first is None:
-        await _close(websocket, 1008, "No handshake request within 15 seconds.")
+        await close_quietly(websocket, 1008, "No handshake request within 15 seconds.")
         return
     handshake, rest = Fields(first[0]), first[1:]
     server = _accept(state, admission, handshake)
@@ -87,7 +87,7 @@ async def run_server_session(
             state.servers.remove(server)
             server.disconnected()
             await _close_clients(state, server)
-            await _close(websocket, server.close_code, server.close_reason)
+            await close_quietly(websocket, server.close_code, server.close_reason)
 
 
 def _accept(
@@ -219,17 +219,4 @@ async def _refuse(websocket: WebSocket, error: str) -> None:
         await websocket.send_bytes(frame([2, error, {}, None]))
     except (WebSocketDisconnect, OSError, RuntimeError):
         return
-    await _close(websocket, 1000, "")
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    if websocket.application_state is WebSocketState.CONNECTED:
-        try:
-            await websocket.close(code, reason[:120])
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            logger.debug("The server connection was gone before the close frame.", exc_info=True)
-
-
-def _encoded(headers: dict[str, str]) -> Iterator[tuple[bytes, bytes]]:
-    for name, value in headers.items():
-        yield name.lower().encode("latin-1"), value.encode("latin-1")
+    await close_quietly(websocket, 1000, "")

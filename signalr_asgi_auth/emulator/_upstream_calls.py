@@ -39,7 +39,7 @@ from ._connections import RECORD_SEPARATOR, ClientConnection
 from ._state import EmulatorState
 from ._upstream import UPSTREAM_ROUTE, UpstreamSettings, UpstreamTemplate
 
-__all__ = ["NO_ANSWER", "UpstreamCalls", "claims_header", "signature_header"]
+__all__ = ["NO_ANSWER", "UpstreamCalls", "claim_pairs", "claims_header", "signature_header"]
 
 NO_ANSWER: Final = 0
 """The status logged for an upstream call that got no HTTP answer (timeout, connection refused)."""
@@ -293,15 +293,21 @@ def signature_header(connection_id: str, keys: tuple[str, ...]) -> str:
     )
 
 
-def claims_header(claims: Mapping[str, Any]) -> str:
-    """The connection's claims as ``type: value`` pairs; a list claim (roles) gives one pair per
-    item, and values that are not text are written as JSON."""
-    pairs: list[str] = []
+def claim_pairs(claims: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A token's claims as (type, value) pairs, as the service hands them on: a list claim (roles)
+    gives one pair per item; values that are not text are written as JSON."""
+    pairs: list[tuple[str, str]] = []
     for claim_type, value in claims.items():
         for item in value if isinstance(value, list) else [value]:
             text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-            pairs.append(f"{claim_type}: {text}")
-    return ", ".join(pairs)
+            pairs.append((claim_type, text))
+    return pairs
+
+
+def claims_header(claims: Mapping[str, Any]) -> str:
+    """The connection's claims as ``type: value`` pairs; a list claim (roles) gives one pair per
+    item, and values that are not text are written as JSON."""
+    return ", ".join(f"{claim_type}: {value}" for claim_type, value in claim_pairs(claims))
 
 
 def _answers(invocation_id: str, reply: _Reply) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from ._hub_messages import (
     StreamItem,
 )
 from ._json_hub import DEFAULT_MAX_HUB_MESSAGE_SIZE
+from ._packing import pack
 
 __all__ = ["MessagePackHubMessageReader", "decode_msgpack_message", "write_msgpack_message"]
 
@@ -70,7 +71,7 @@ def write_msgpack_message(message: HubMessage) -> bytes:
         text = f"{type(message).__name__} is not a hub-protocol message"
         raise ProtocolError(text)
     try:
-        body: bytes = msgpack.packb(writer(message), use_bin_type=True)
+        body = pack(writer(message))
     except (TypeError, ValueError, OverflowError) as error:
         text = f"{type(message).__name__} cannot be written as MessagePack: {_reason(error)}"
         raise ProtocolError(text) from None

@@ -9,7 +9,6 @@ the array inside a frame, as .NET does. Anything else that cannot be read raises
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
@@ -17,6 +16,7 @@ import msgpack
 
 from .._errors import ProtocolError
 from ._framing import DEFAULT_MAX_MESSAGE_SIZE, FrameReader, size_prefix
+from ._packing import pack as _pack
 from ._service_messages import (
     EMPTY_EXT,
     AccessKeyRequest,
@@ -190,32 +190,13 @@ def _write_open_connection(m: OpenConnection) -> bytes:
     return bytes(out)
 
 
-_packers = threading.local()
-
-
-def _pack(array: list[Any]) -> bytes:
-    """``msgpack.packb`` with a packer kept per thread: building one is a third of packing a small
-    message. (A packer is not safe to share between threads.)"""
-    try:
-        packer = _packers.packer
-    except AttributeError:
-        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
-    data: bytes = packer.pack(array)
-    return data
-
-
 def encode_service_message(message: ServiceMessage) -> bytes:
     """The MessagePack array of ``message``, without the size prefix."""
     try:
         if type(message) is ConnectionData:
             # The message of every client frame: no table lookup, no extension map to build.
-            try:
-                packer = _packers.packer
-            except AttributeError:
-                packer = _packers.packer = msgpack.Packer(use_bin_type=True)
             ext = {} if message.ext is EMPTY_EXT else _ext_map(message.ext)
-            data: bytes = packer.pack([6, message.connection_id, message.payload, ext])
-            return data
+            return _pack([6, message.connection_id, message.payload, ext])
         if type(message) is OpenConnection:
             return _write_open_connection(message)
         writer = _WRITERS.get(type(message))

@@ -2,8 +2,8 @@
 
 Chromium is started with ``--remote-debugging-port=0``; the port it picked is read from
 ``DevToolsActivePort`` in its fresh profile, and one WebSocket (flattened sessions) carries the
-commands. Only what the tests need: open a page, evaluate JavaScript, wait for a condition, and
-collect what the page wrote to its console.
+commands. Only what the tests need: open a page, evaluate JavaScript, wait for a condition, answer
+a dialog, and collect what the page wrote to its console.
 """
 
 from __future__ import annotations
@@ -81,12 +81,29 @@ class Browser:
             result: dict[str, Any] = reply["result"]
             return result
 
+    def wait_for_event(self, method: str, session: str, *, timeout: float) -> dict[str, Any]:
+        """The first event ``method`` of ``session`` not yet taken (waiting for it if need be)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for number, event in enumerate(self.events):
+                if event.get("method") == method and event.get("sessionId") == session:
+                    return self.events.pop(number)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                msg = f"No {method} within {timeout} s."
+                raise TimeoutError(msg)
+            try:
+                self.events.append(json.loads(self._socket.recv(timeout=left)))
+            except TimeoutError:
+                continue
+
     def open(self, url: str) -> Page:
-        """A new tab on ``url``, with its console collected."""
+        """A new tab on ``url``, with its console collected and its dialogs reported."""
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         page = Page(self, session)
         self.call("Runtime.enable", session)
+        self.call("Page.enable", session)
         self.call("Page.navigate", session, url=url)
         return page
 
@@ -129,6 +146,16 @@ class Page:
                 msg = f"Still false after {timeout} s: {expression}\nThe page's console:\n{console}"
                 raise TimeoutError(msg)
             time.sleep(0.05)
+
+    def answer_dialog(self, *, accept: bool, timeout: float = 10.0) -> str:
+        """Wait for the page's next ``alert``/``confirm`` dialog, answer it as a user would
+        (OK or Cancel), and return its message. (The page's JavaScript waits meanwhile.)"""
+        opened = self._browser.wait_for_event(
+            "Page.javascriptDialogOpening", self._session, timeout=timeout
+        )
+        self._browser.call("Page.handleJavaScriptDialog", self._session, accept=accept)
+        message: str = opened["params"]["message"]
+        return message
 
     def console(self) -> list[str]:
         """What the page logged (console calls and uncaught exceptions), oldest first."""

@@ -29,7 +29,7 @@ from signalr_asgi_auth.emulator import RequestLog, local_emulator
 
 from . import chromium
 from .chat_page import log_in
-from .support import REDACTED, chromium_or_skip, run_node_chat, serve_app, unique_user
+from .support import REDACTED, chromium_or_skip, node_hub, serve_app, unique_user
 
 pytestmark = pytest.mark.e2e
 
@@ -99,12 +99,11 @@ def _refused_at(log: RequestLog, route: str) -> None:
 
 
 def test_node_client_is_refused(refusing: Refusing) -> None:
-    run = run_node_chat(refusing.app_url, unique_user("node"), unique_user("team"))
+    with node_hub(refusing.app_url, unique_user("node"), start=False) as client:
+        error = client.start()
 
-    assert run.returncode == 1, run.describe()
-    error = run.first("error")
-    assert error["stage"] == "start"
-    assert re.match(refusing.client_error, error["message"]), run.describe()
+    assert (error["event"], error.get("stage")) == ("error", "start"), client.describe()
+    assert re.match(refusing.client_error, error["message"]), client.describe()
     _refused_at(refusing.log, "client.negotiate")
     assert refusing.log.entries("client.websocket") == []
 

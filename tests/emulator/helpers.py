@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import anyio
 import jwt
+import pytest
 
 SIGNALR_SCOPE = "https://signalr.azure.com/.default"
 SIGNALR_RESOURCE = "https://signalr.azure.com"
@@ -19,3 +22,12 @@ def unverified_claims(token: str) -> dict[str, Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` (state the server's thread changes) until it holds, or fail the test."""
+    with anyio.move_on_after(TIMEOUT):
+        while not condition():  # noqa: ASYNC110 - the state changes in the server's thread
+            await anyio.sleep(0.01)
+        return
+    pytest.fail(f"Timed out waiting for {what}.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ from httpx2.websockets import WebSocketDisconnect, WebSocketUpgradeError
 
 from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, wait_until
 from .hub_client import RS, HubSocket, MessagePackHubSocket, hub_socket
 from .service_client import ServerSocket, encode, server_socket
 
@@ -99,14 +99,6 @@ async def upgrade_refused(
     response = await client.get(f"{url}/server/", params={"hub": hub, "cid": "c"}, headers=headers)
     assert response.status_code != 101
     return response
-
-
-async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    with anyio.move_on_after(TIMEOUT):
-        while not condition():  # noqa: ASYNC110 - the state changes in the server's thread
-            await anyio.sleep(0.01)
-        return
-    pytest.fail(f"Timed out waiting for {what}.")
 
 
 # -- server connections ------------------------------------------------------------------------
@@ -231,17 +223,22 @@ async def test_server_connections_refused_before_the_upgrade(
     assert says in response.text
 
 
-@pytest.mark.parametrize("with_port", [False, True])
 @server_side
 async def test_a_key_signed_server_token(
-    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient, with_port: bool
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
 ) -> None:
-    host = emulator_url.removeprefix("http://") if with_port else "127.0.0.1"
-    token = key_token(emulator, f"http://{host}/server/?hub=app_chat", nameid="server-1")
+    token = key_token(emulator, "http://127.0.0.1/server/?hub=app_chat", nameid="server-1")
     async with server_socket(client, emulator_url, token, hub="App_Chat") as server:
         assert await server.handshake() == [2, "", {}, None]
     [entry] = emulator.log.entries("server.connect")
     assert entry.principal_oid is None
+
+    # The audience names the host without its port, as the SDK builds it.
+    host = emulator_url.removeprefix("http://")
+    with_port = key_token(emulator, f"http://{host}/server/?hub=chat")
+    response = await upgrade_refused(client, emulator_url, with_port)
+    assert response.status_code == 401
+    assert "audience" in response.text
 
 
 @pytest.mark.parametrize(("status", "close"), [(401, None), (403, None), (500, None), (None, 1011)])
@@ -491,8 +488,10 @@ async def test_closes_asked_by_servers(
         assert await server.receive_type(20) == [20, 2, 1, "", {}]
         assert await server.receive_type(5) == [5, c, "", {}, {}]
 
-        await server.send([5, a, "done", {}, {}])  # the server closes alice itself
-        assert await alice.receive() == {"type": 7, "error": "done", "allowReconnect": False}
+        # The server closes alice itself: its hub's Close message, then CloseConnection.
+        close = encode_json({"type": 7, "error": "done"})
+        await server.send([6, a, close, {}], [5, a, "done", {}, {}])
+        assert await alice.receive() == {"type": 7, "error": "done"}  # once: the hub's
         with pytest.raises(WebSocketDisconnect):
             await alice.receive()
         await server.send([24, a, 3, {}])
@@ -634,3 +633,26 @@ async def test_a_silent_server_is_closed_and_clients_get_no_pings_from_the_servi
                 assert close["error"].startswith("ServerOffline")
         [entry] = emulator.log.entries("server.connect")
         assert entry.status == 101
+
+
+@server_side
+async def test_a_user_group_membership_with_a_ttl_ends(
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
+) -> None:
+    async with (
+        connected_server(client, emulator_url, entra_token(emulator)) as server,
+        routed_clients(client, emulator_url, emulator, server, "alice") as routed,
+    ):
+        [(_, alice)] = routed
+        await server.send([16, "alice", "short", {2: 30}], [16, "alice", "long", {}])
+        await server.send([21, "alice", "short", 1, {}], [21, "alice", "long", 2, {}])
+        assert [(await server.receive_type(20))[2] for _ in range(2)] == [1, 1]
+        emulator.clock.advance(31)
+        await server.send([21, "alice", "short", 3, {}], [21, "alice", "long", 4, {}])
+        assert [(await server.receive_type(20))[2] for _ in range(2)] == [2, 1]
+        await server.send(
+            [13, "short", [], payload("short"), {}],
+            [13, "long", [], payload("long"), {}],
+            [10, [], payload("end"), {}],
+        )
+        assert await received_until_end(alice) == ["long"]

@@ -6,10 +6,9 @@ connections come back by themselves."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
 
@@ -17,7 +16,7 @@ from signalr_asgi_auth import Hub, SignalRAuth
 from signalr_asgi_auth.emulator import Emulator
 
 from ..support import auth_for, principal_with_role
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, wait_until
 from .hub_client import MessagePackHubSocket, hub_socket, negotiate
 
 pytestmark = pytest.mark.anyio
@@ -50,14 +49,6 @@ def emulator() -> Emulator:
 async def client() -> AsyncIterator[httpx2.AsyncClient]:
     async with httpx2.AsyncClient(timeout=TIMEOUT) as http:
         yield http
-
-
-async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    with anyio.move_on_after(TIMEOUT):
-        while not condition():  # noqa: ASYNC110 - the state changes in the server's thread
-            await anyio.sleep(0.02)
-        return
-    pytest.fail(f"Timed out waiting for {what}.")
 
 
 def hub_server(emulator: Emulator, url: str) -> SignalRAuth:

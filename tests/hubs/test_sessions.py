@@ -135,6 +135,15 @@ async def test_handshake_split_across_payloads_and_partial_chunks() -> None:
         await client.feed(invocation[5:])
         assert (await client.receive(Completion, invocation_id="1")).result == "delivered"
         assert client.handshake_reply == b"{}\x1e"
+        # a record split over two ordinary payloads waits for its end, per client
+        other = await connect(pool, events, "c2", "messagepack")
+        record = other.protocol.write(Invocation(target="add", arguments=(1, 2), invocation_id="2"))
+        await other.feed(record[:4])
+        await client.feed(
+            client.protocol.write(Invocation(target="add", arguments=(3,), invocation_id="3"))[:7]
+        )
+        await other.feed(record[4:])
+        assert (await other.receive(Completion, invocation_id="2")).result == 3
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ from ..protocol import (
 from ..server import ServerConnections
 from ._call import Details, HubCall, claims_of, headers_of, query_of
 from ._clients import Audience
-from ._methods import HubMethod, refusal
+from ._methods import HubMethod, refusal, short
 from ._running import call_method, run_handler
 
 if TYPE_CHECKING:
@@ -276,6 +276,7 @@ class HubConnections:
             return
         name, version, rest = parsed
         protocol = self._hub.protocol(name)
+        name = short(name, 32)  # what a client wrote, echoed back and logged
         if protocol is None:
             await self._refuse(session, f"The protocol '{name}' is not supported.")
             return

@@ -618,3 +618,23 @@ async def test_a_malformed_message_closes_the_client_with_the_reason() -> None:
                 s.startswith("disconnected:c1:Connection closed with an error.") for s in seen
             )
         )
+
+
+async def test_no_client_token_in_the_hub_layers_logs(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZS1vZi10aGUtdG9rZW4"
+    hub = chat_hub()
+    with caplog.at_level(logging.DEBUG):
+        async with running(hub) as (pool, events):
+            client = await connect(pool, events, query=f"hub=chat&access_token={secret}")
+            await client.send(Invocation(target="crash", arguments=(), invocation_id="1"))
+            await client.send(Invocation(target="send", arguments=(1, 2), invocation_id="2"))
+            await client.send(Invocation(target=secret, arguments=()))
+            await client.receive(Completion, invocation_id="2")
+            await client.feed(b"\x00not json\x1e")
+            await pool.wait_for(client.closed)
+            refused = FakeClient(pool, events, "c2", "json")
+            await refused.open(query=f"access_token={secret}")
+            await refused.feed(b'{"protocol":"' + secret.encode() + b'","version":1}\x1e')
+    assert caplog.records
+    assert secret not in caplog.text
+    assert secret.rsplit(".", 1)[1] not in caplog.text

@@ -35,6 +35,7 @@ from . import (
     refresh,
     service,
     webpubsub,
+    websocket,
 )
 from ._common import ROOT, Goal, Result, Settings
 
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "h": hub_broadcast,
     "i": codec,
     "j": hub_memory,
+    "w": websocket,
 }
 
 _PACKAGES = (
@@ -66,6 +68,8 @@ _PACKAGES = (
     "azure-core",
     "pyjwt",
     "msgpack",
+    "websockets",
+    "wsproto",
     "azure-messaging-webpubsubservice",
 )
 

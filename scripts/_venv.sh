@@ -19,7 +19,7 @@ if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ]; then
 fi
 # The real SignalR JavaScript client (examples' page, end-to-end tests): `npm ci` when the lockfile
 # changed since the last install. Without npm the examples' page and the Node and browser tests
-# cannot run (those tests skip and say so).
+# cannot run (those tests skip and say so; with CI=true they fail instead).
 if [ -f package-lock.json ]; then
   if command -v npm >/dev/null 2>&1; then
     wanted=$(sha256sum package-lock.json | cut -d' ' -f1)
@@ -28,7 +28,10 @@ if [ -f package-lock.json ]; then
       npm ci --no-audit --no-fund --loglevel=error
       echo "$wanted" > node_modules/.installed
     fi
+  elif [[ "${CI:-}" =~ ^([Tt][Rr][Uu][Ee]|1|[Yy][Ee][Ss])$ ]]; then
+    echo "error: npm not found; CI=true: the Node and browser tests must run, so Node.js and npm are needed." >&2
+    exit 1
   else
-    echo "warning: npm not found; the examples' page and the Node and browser tests need Node.js and npm." >&2
+    echo "warning: npm not found; the examples' page and the Node and browser tests need Node.js and npm (they skip)." >&2
   fi
 fi

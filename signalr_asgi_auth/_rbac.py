@@ -1,13 +1,14 @@
-"""Azure RBAC facts for SignalR Service: data actions, built-in roles, scopes.
+"""Azure RBAC facts for SignalR Service as the library uses them: the data action each call needs,
+the built-in roles that grant it, the scopes an assignment can have; the library names the role to
+assign when the service answers 403.
 
-One source for both sides: the library names the role to assign when the service answers 403, and the
-emulator decides with the same tables whether a principal may call an API. Role ids and data actions
-are those of Azure's built-in role definitions (``shared/research/azure-signalr-protocol.md`` §6).
+Role ids and data actions are those of Azure's built-in role definitions
+(``shared/research/azure-signalr-protocol.md`` §6). The emulator, which stands for Azure, states them
+itself (``emulator/_roles.py``); ``tests/test_rbac.py`` holds the two tables to each other.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 __all__ = [
@@ -20,11 +21,8 @@ __all__ = [
     "SERVICE_OWNER",
     "SIGNALR_APP_SERVER",
     "DataAction",
-    "ResourceId",
     "Role",
-    "find_role",
     "roles_granting",
-    "scope_covers",
 ]
 
 _PREFIX = "Microsoft.SignalRService/SignalR/"
@@ -132,88 +130,7 @@ BUILTIN_ROLES: tuple[Role, ...] = (
 )
 
 
-def find_role(name_or_id: str) -> Role:
-    """The built-in role with this name, former name or role definition id (case-insensitive)."""
-    wanted = name_or_id.strip().lower().removesuffix(" (preview)")
-    for role in BUILTIN_ROLES:
-        names = {role.name.lower(), role.role_id}
-        if role.former_name:
-            names.add(role.former_name.lower())
-        if wanted in names:
-            return role
-    known = ", ".join(repr(role.name) for role in BUILTIN_ROLES)
-    msg = f"Unknown role {name_or_id!r}; the built-in roles are {known}."
-    raise ValueError(msg)
-
-
 def roles_granting(action: str) -> tuple[Role, ...]:
     """The built-in roles that grant ``action``, the narrowest first (Service Owner last)."""
     granting = [role for role in BUILTIN_ROLES if role.grants(action)]
     return tuple(sorted(granting, key=lambda role: role is SERVICE_OWNER))
-
-
-_RESOURCE_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[^/]+)"
-    r"(?:/resourceGroups/(?P<resource_group>[^/]+)"
-    r"(?:/providers/Microsoft\.SignalRService/SignalR/(?P<name>[^/]+))?)?/?$",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceId:
-    """An Azure Resource Manager scope: a subscription, a resource group, or a SignalR resource."""
-
-    subscription: str
-    resource_group: str | None = None
-    name: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ResourceId:
-        match = _RESOURCE_ID.match(text.strip())
-        if match is None:
-            msg = (
-                f"Not a subscription, resource group or SignalR resource scope: {text!r}; expected "
-                "/subscriptions/<id>[/resourceGroups/<group>"
-                "[/providers/Microsoft.SignalRService/SignalR/<name>]]."
-            )
-            raise ValueError(msg)
-        return cls(match["subscription"], match["resource_group"], match["name"])
-
-    @property
-    def level(self) -> str:
-        """``subscription``, ``resource group`` or ``resource``."""
-        if self.name is not None:
-            return SCOPE_LEVELS[2]
-        if self.resource_group is not None:
-            return SCOPE_LEVELS[1]
-        return SCOPE_LEVELS[0]
-
-    def __str__(self) -> str:
-        text = f"/subscriptions/{self.subscription}"
-        if self.resource_group is not None:
-            text += f"/resourceGroups/{self.resource_group}"
-        if self.name is not None:
-            text += f"/providers/Microsoft.SignalRService/SignalR/{self.name}"
-        return text
-
-
-def scope_covers(assignment_scope: ResourceId | str, resource: ResourceId | str) -> bool:
-    """Whether a role assigned at ``assignment_scope`` applies to ``resource`` (inherited downwards)."""
-    outer = (
-        ResourceId.parse(assignment_scope)
-        if isinstance(assignment_scope, str)
-        else assignment_scope
-    )
-    inner = ResourceId.parse(resource) if isinstance(resource, str) else resource
-    pairs = (
-        (outer.subscription, inner.subscription),
-        (outer.resource_group, inner.resource_group),
-        (outer.name, inner.name),
-    )
-    for mine, theirs in pairs:
-        if mine is None:
-            return True
-        if theirs is None or mine.lower() != theirs.lower():
-            return False
-    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -55,6 +56,20 @@ def verify_client_token(
             options={"require": ["exp", "iat", "nbf", "aud"]},
         )
     return claims
+
+
+async def wait_until(condition: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Poll ``condition`` until it holds: for what happens on its own schedule in the background,
+    however long a busy machine takes (``within`` bounds a hang, not the schedule)."""
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - polling a snapshot on purpose
+            await anyio.sleep(0.02)
+
+
+async def wait_for_a_refused_key(auth: SignalRAuth) -> None:
+    """Wait until an access-key request has failed: with a short ``startup_timeout`` the app may
+    start before the service's answer is back on a busy machine."""
+    await wait_until(lambda: auth.health()["access_key"]["consecutive_failures"] > 0)
 
 
 async def wait_for_status(auth: SignalRAuth, status: str, *, within: float = 5.0) -> None:

@@ -18,7 +18,13 @@ from signalr_asgi_auth import (
 )
 from signalr_asgi_auth.emulator import Emulator
 
-from .support import FAST, auth_for, principal_with_role, verify_client_token
+from .support import (
+    FAST,
+    auth_for,
+    principal_with_role,
+    verify_client_token,
+    wait_for_a_refused_key,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -205,6 +211,7 @@ async def test_without_a_key_negotiation_is_not_ready(
     principal = emulator.add_principal("no-role")
     auth = auth_for(emulator, emulator_url, principal, startup_timeout=0.3)
     async with auth as signalr:
+        await wait_for_a_refused_key(auth)
         with pytest.raises(NotReadyError, match="SignalR App Server") as caught:
             await signalr.negotiate("chat")
     assert caught.value.retry_after >= 1

@@ -1,4 +1,5 @@
-"""The two example apps answer negotiate alike: the same reply, never cached."""
+"""The two example apps answer negotiate alike (the same reply, never cached), and how they pick
+their service mode."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
+from examples._run import MODE_VARIABLE, service_mode
 from examples.fastapi_app import create_app as fastapi_app
 from examples.starlette_app import create_app as starlette_app
 from signalr_asgi_auth import SignalRAuth
@@ -17,15 +19,22 @@ from .support import auth_for, principal_with_role, verify_client_token
 
 
 @pytest.mark.parametrize("create", [fastapi_app, starlette_app], ids=["fastapi", "starlette"])
+@pytest.mark.parametrize(
+    ("user", "user_id"),
+    [("ada", "ada"), ("  ada lovelace  ", "ada lovelace")],
+    ids=["plain", "spaces-around-dropped"],
+)
 def test_negotiate_reply_is_a_fresh_credential_never_cached(
     emulator: Emulator,
     emulator_url: str,
     app_service_env: dict[str, str],
     create: Callable[[SignalRAuth], ASGIApp],
+    user: str,
+    user_id: str,
 ) -> None:
     auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
     with TestClient(create(auth)) as client:
-        answer = client.post("/chat/negotiate?negotiateVersion=1&user=ada")
+        answer = client.post("/chat/negotiate", params={"negotiateVersion": "1", "user": user})
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
     assert answer.headers["content-type"] == "application/json"
@@ -34,7 +43,7 @@ def test_negotiate_reply_is_a_fresh_credential_never_cached(
     claims = verify_client_token(
         reply["accessToken"], emulator, audience="http://127.0.0.1/client/?hub=chat"
     )
-    assert claims["asrs.s.uid"] == "ada"
+    assert claims["asrs.s.uid"] == user_id
 
 
 BAD_USERS = {
@@ -64,18 +73,35 @@ def test_both_examples_refuse_a_bad_user_alike_as_negotiate_endpoint_does(
     assert fastapi_answer.json() == starlette_answer.json()
 
 
-@pytest.mark.parametrize("create", [fastapi_app, starlette_app], ids=["fastapi", "starlette"])
-def test_both_examples_strip_the_spaces_around_a_user(
-    emulator: Emulator,
-    emulator_url: str,
-    app_service_env: dict[str, str],
-    create: Callable[[SignalRAuth], ASGIApp],
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [(None, "default"), ("", "default"), ("Default", "default"), (" serverless ", "serverless")],
+)
+def test_the_examples_service_mode_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, mode: str
 ) -> None:
+    if value is None:
+        monkeypatch.delenv(MODE_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(MODE_VARIABLE, value)
+    assert service_mode() == mode
+
+
+def test_an_unknown_service_mode_stops_the_example_with_what_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(MODE_VARIABLE, "listen")
+    with pytest.raises(SystemExit, match="SIGNALR_SERVICE_MODE is 'default' or 'serverless'"):
+        service_mode()
+
+
+def test_without_a_verifier_the_examples_take_no_upstream_requests(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    """Default mode: the hub is reached over server connections only, so /upstream is not served
+    (a forged upstream request gets no handler to run)."""
     auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
-    with TestClient(create(auth)) as client:
-        answer = client.post("/chat/negotiate", params={"user": "  ada lovelace  "})
-    assert answer.status_code == 200, answer.text
-    claims = verify_client_token(
-        answer.json()["accessToken"], emulator, audience="http://127.0.0.1/client/?hub=chat"
-    )
-    assert claims["asrs.s.uid"] == "ada lovelace"
+    for create in (fastapi_app, starlette_app):
+        with TestClient(create(auth)) as client:
+            answer = client.post("/upstream/send", json={"type": 1, "target": "send"})
+        assert answer.status_code in (404, 405), answer.text

@@ -3,6 +3,7 @@ refresh on schedule, the last good key through failures, 503 after expiry, recov
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import anyio
@@ -48,11 +49,18 @@ async def test_the_key_is_refreshed_after_the_interval(
 ) -> None:
     async with auth_for(emulator, emulator_url, principal_with_role(emulator), **SHORT) as signalr:
         first = await signalr.client_token("chat")
-        await anyio.sleep(1.0)
-        second = await signalr.client_token("chat")
-    assert emulator.log.count("signalr.access_key") in (3, 4)  # at 0, 0.4 and 0.8 s (maybe 1.2)
-    assert kid(first) != kid(second)
-    assert kid(second) == emulator.issued_keys[-1].key_id
+        # Two refreshes, however long a busy machine takes for them (the schedule is judged by
+        # when the service issued each key, not by counting within a fixed real-time sleep).
+        with anyio.fail_after(10):
+            while True:
+                second = await signalr.client_token("chat")
+                if kid(second) in {key.key_id for key in emulator.issued_keys[2:]}:
+                    break
+                await anyio.sleep(0.02)
+    issued = emulator.issued_keys
+    gaps = [later.issued_at - earlier.issued_at for earlier, later in itertools.pairwise(issued)]
+    assert min(gaps) >= SHORT["key_refresh_interval"], gaps  # not sooner than the interval
+    assert kid(first) == issued[0].key_id
     verify_client_token(second, emulator, audience=AUDIENCE)
     # The Entra token (24 h) was fetched once and reused for every key request.
     assert emulator.log.count("identity.app_service") == 1
@@ -137,7 +145,7 @@ async def test_startup_waits_at_most_startup_timeout(
         elapsed = anyio.current_time() - started
         with pytest.raises(NotReadyError, match="under way"):
             await signalr.negotiate("chat")
-    assert 0.25 < elapsed < 1.5
+    assert 0.25 < elapsed < 2.5  # not the 3 s the key takes (room for a busy machine)
 
 
 async def test_a_hung_identity_endpoint_is_blamed_not_the_service(

@@ -7,7 +7,7 @@ import pytest
 from signalr_asgi_auth import NotReadyError, PermissionDeniedError
 from signalr_asgi_auth.emulator import Emulator
 
-from .support import auth_for, verify_client_token, wait_for_status
+from .support import auth_for, verify_client_token, wait_for_a_refused_key, wait_for_status
 
 pytestmark = pytest.mark.anyio
 
@@ -69,6 +69,7 @@ async def test_roles_that_do_not_grant_it_get_a_clear_403(
     # (tests/test_service_mode.py).
     auth = auth_for(emulator, emulator_url, principal, startup_timeout=0.3, mode="key")
     async with auth as signalr:
+        await wait_for_a_refused_key(auth)
         with pytest.raises(NotReadyError) as caught:
             await signalr.negotiate("chat")
         health = auth.health()
@@ -101,6 +102,7 @@ async def test_a_role_granted_later_is_picked_up_without_a_restart(
     principal = emulator.add_principal("late")
     auth = auth_for(emulator, emulator_url, principal, startup_timeout=0.2)
     async with auth as signalr:
+        await wait_for_a_refused_key(auth)
         with pytest.raises(NotReadyError, match="403"):
             await signalr.negotiate("chat")
         emulator.assign(principal, "SignalR App Server")

@@ -35,7 +35,13 @@ from signalr_asgi_auth import (
 from signalr_asgi_auth.emulator import Emulator, Principal
 
 from .faults import keeper_tasks, running_app
-from .support import FAST, auth_for, principal_with_role, verify_client_token
+from .support import (
+    FAST,
+    auth_for,
+    principal_with_role,
+    verify_client_token,
+    wait_for_a_refused_key,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -604,6 +610,7 @@ async def test_key_mode_never_falls_back(
 ) -> None:
     auth = auth_for(emulator, emulator_url, owner, mode="key", startup_timeout=0.3)
     async with negotiate_app(auth) as client:
+        await wait_for_a_refused_key(auth)
         answer = await client.post("/chat/negotiate")
         health = auth.health()
 

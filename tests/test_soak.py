@@ -42,7 +42,7 @@ from signalr_asgi_auth.emulator import Emulator, Fault, Principal
 from .faults import keeper_tasks
 from .support import principal_with_role
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 DAY = 24 * 3600.0
 MINUTE = 60.0

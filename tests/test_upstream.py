@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -430,6 +430,31 @@ async def test_tokens_with_wrong_claims_are_refused(
     response = await post(asrs(Authorization=f"Bearer {wrong}"), invocation())
 
     assert_refused(response, reason, secrets=[wrong], token_presented=True)
+    assert recorder.calls == []
+
+
+@anyio_tests
+@pytest.mark.parametrize("algorithm", ["RS384", "RS512", "PS256"])
+async def test_tokens_signed_by_the_tenants_key_with_another_algorithm_are_refused(
+    post: Post,
+    recorder: Recorder,
+    emulator: Emulator,
+    emulator_url: str,
+    service_identity: Principal,
+    algorithm: Literal["RS384", "RS512", "PS256"],
+) -> None:
+    # Signed by the tenant's real key, valid in every claim: only the algorithm is wrong, and a
+    # verifier that took any RSA algorithm the key supports would admit it.
+    other = emulator.issue_entra_token(
+        service_identity, audience=AUDIENCE, issuer_base=emulator_url, algorithm=algorithm
+    )
+    assert jwt.get_unverified_header(other)["kid"] == tenant_kid(emulator)
+
+    response = await post(asrs(Authorization=f"Bearer {other}"), invocation())
+
+    assert_refused(
+        response, f"algorithm is '{algorithm}'; only RS256", secrets=[other], token_presented=True
+    )
     assert recorder.calls == []
 
 

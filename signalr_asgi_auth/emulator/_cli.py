@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlencode
 
-from .._rbac import ResourceId
 from ._config import EmulatorConfig, EmulatorConfigError, load_config
 from ._emulator import Emulator
 from ._log import LogEntry
+from ._roles import ResourceId
 from ._server import run_in_foreground
 from ._servers import SERVICE_MODES
 from ._upstream import UpstreamSettings, is_loopback

@@ -20,13 +20,13 @@ from urllib.parse import urlsplit
 
 from jwt.utils import base64url_decode
 
-from .._endpoint import ServiceEndpoint
 from ._access_keys import AccessKeyStore, IssuedKey
 
 __all__ = [
     "CLOCK_SKEW",
     "ClientTokenError",
     "VerifiedClient",
+    "client_audience",
     "client_audiences",
     "user_id_of",
     "verify_client_token",
@@ -59,18 +59,27 @@ class VerifiedClient:
         return f"VerifiedClient(hub={self.hub!r}, user_id={self.user_id!r})"
 
 
+def client_audience(base_url: str, hub: str) -> str:
+    """The audience the service requires of a client token for ``hub`` when clients reach it at
+    ``base_url``: ``{scheme}://{host}/client/?hub={hub}``, the host without its port, all in lower
+    case (``shared/PROTOCOL.md``, "Client access token"; the C# SDK's ``AudienceBaseUrl`` drops the
+    port and .NET's ``Uri`` lower-cases the host). Stated here, not taken from the library's
+    endpoint, so that a mistake in the library's audience cannot agree with itself."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6: the brackets urlsplit took off
+        host = f"[{host}]"
+    return f"{parts.scheme.lower()}://{host}/client/?hub={hub.lower()}"
+
+
 def client_audiences(base_urls: Iterable[str], hub: str) -> list[str]:
-    """The audiences a token for ``hub`` may carry when clients reach the service at ``base_urls``:
-    the host-only form the SDKs build (``http://127.0.0.1/client/?hub=chat``) and the form with the
-    port, all lower-case."""
+    """The audiences a token for ``hub`` may carry when clients reach the service at ``base_urls``
+    (one per distinct host)."""
     audiences: list[str] = []
     for url in base_urls:
-        endpoint = ServiceEndpoint.create(url)
-        parts = urlsplit(endpoint.endpoint)
-        for base in (endpoint.audience_base, f"{parts.scheme}://{parts.netloc}"):
-            audience = f"{base}/client/?hub={hub}".lower()
-            if audience not in audiences:
-                audiences.append(audience)
+        audience = client_audience(url, hub)
+        if audience not in audiences:
+            audiences.append(audience)
     return audiences
 
 
@@ -221,14 +230,31 @@ def _check_times(claims: dict[str, Any], now: float) -> None:
 def _check_audience(claims: dict[str, Any], audiences: Sequence[str]) -> None:
     audience = claims.get("aud")
     presented = audience if isinstance(audience, list) else [audience]
-    if any(isinstance(value, str) and value.lower() in audiences for value in presented):
+    # Compared exactly, as .NET's token validation compares audiences: the SDKs write the one form.
+    if any(isinstance(value, str) and value in audiences for value in presented):
         return
     if audience is None:
         msg = f"The token has no audience: the 'aud' claim must be {' or '.join(audiences)}."
     else:
         expected = " or ".join(repr(value) for value in audiences)
-        msg = f"The audience {audience!r} is invalid: expected {expected}."
+        msg = f"The audience {audience!r} is invalid: expected {expected}{_hint(presented)}."
     raise ClientTokenError(msg)
+
+
+def _hint(presented: list[object]) -> str:
+    """What is wrong with an audience that is nearly right."""
+    for value in presented:
+        if not isinstance(value, str):
+            continue
+        try:
+            has_port = urlsplit(value).port is not None
+        except ValueError:  # a port that is not a number is still a port
+            has_port = True
+        if has_port:
+            return " (the host without its port)"
+        if value != value.lower():
+            return " (scheme, host and hub in lower case)"
+    return ""
 
 
 def _when(epoch: float) -> str:

@@ -17,10 +17,10 @@ from jwt.utils import base64url_encode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .._rbac import DataAction
 from ._client_endpoint import _audiences
 from ._data_plane import _authorize
 from ._rest_api import _bad_request, _hub_of
+from ._roles import Action
 from ._state import EmulatorState
 
 __all__ = ["DEFAULT_MINUTES", "FIRST_API_VERSION", "MAX_MINUTES", "generate_token"]
@@ -41,7 +41,7 @@ async def generate_token(state: EmulatorState, request: Request) -> Response:
     """``POST /api/hubs/{hub}/:generateToken?api-version=…[&userId=…][&minutesToExpire=…]
     [&application=…]`` → 200 ``{"token": ...}``; 401/403 as the other data-plane routes, 400 for a
     bad hub, application, api-version, user id or ``minutesToExpire``."""
-    claims = _authorize(state, request, DataAction.CLIENT_TOKEN)
+    claims = _authorize(state, request, Action.CLIENT_TOKEN)
     if isinstance(claims, Response):
         return claims
     query = request.query_params

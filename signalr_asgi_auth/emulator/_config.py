@@ -70,8 +70,8 @@ from pathlib import Path
 from typing import Any
 
 from .._endpoint import normalize_url
-from .._rbac import ResourceId, find_role
 from ._emulator import DEFAULT_RESOURCE_ID, Emulator
+from ._roles import ResourceId, role_named
 from ._servers import SERVICE_MODES
 from ._upstream import (
     DEFAULT_UPSTREAM_TIMEOUT,
@@ -340,7 +340,7 @@ def _roles(value: object, source: str, where: str) -> tuple[RoleGrant, ...]:
                 None if scope is None else _string(scope, source, f"{at}.scope"),
             )
         try:
-            find_role(grant.role)
+            role_named(grant.role)
             if grant.scope is not None:
                 ResourceId.parse(grant.scope)
         except ValueError as error:

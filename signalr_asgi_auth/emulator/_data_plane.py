@@ -7,9 +7,9 @@ from typing import Any
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
-from .._rbac import DataAction, roles_granting
 from ._entra import SIGNALR_AUDIENCES, EntraTokenError
 from ._log import attribute
+from ._roles import Action, granting
 from ._state import EmulatorState
 
 __all__ = ["access_key", "health"]
@@ -32,7 +32,7 @@ def _unauthorized(message: str, *, token_presented: bool) -> Response:
 
 
 def _forbidden(state: EmulatorState, principal_oid: str, action: str) -> Response:
-    roles = " or ".join(role.name for role in roles_granting(action))
+    roles = " or ".join(role.name for role in granting(action))
     message = (
         f"The principal '{principal_oid}' does not have authorization to perform action "
         f"'{action}' over scope '{state.directory.resource_id}'. Assign it {roles} at this "
@@ -62,7 +62,7 @@ def _authorize(
 
 async def access_key(state: EmulatorState, request: Request) -> Response:
     """``GET /api/v1/auth/accessKey`` with an Entra bearer token → ``{"KeyId", "AccessKey"}``."""
-    claims = _authorize(state, request, DataAction.ACCESS_KEY)
+    claims = _authorize(state, request, Action.ACCESS_KEY)
     if isinstance(claims, Response):
         return claims
     key = state.access_keys.issue(claims["oid"])

@@ -6,7 +6,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from .._rbac import ResourceId, Role, find_role, scope_covers
+from ._roles import BuiltInRole, ResourceId, role_named, scope_covers
 
 __all__ = ["Assignment", "Directory", "Principal"]
 
@@ -26,7 +26,7 @@ class Assignment:
     """A role given to a principal at a subscription, resource group or resource scope."""
 
     principal: Principal
-    role: Role
+    role: BuiltInRole
     scope: ResourceId
     assignment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -80,13 +80,13 @@ class Directory:
             return list(self._principals)
 
     def assign(
-        self, principal: Principal, role: Role | str, scope: str | ResourceId | None = None
+        self, principal: Principal, role: BuiltInRole | str, scope: str | ResourceId | None = None
     ) -> Assignment:
         if principal not in self.principals:
             msg = f"Unknown principal {principal.name!r}: create it with add_principal() first."
             raise ValueError(msg)
         if isinstance(role, str):
-            role = find_role(role)
+            role = role_named(role)
         if scope is None:
             scope = self.resource_id
         elif isinstance(scope, str):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from .._endpoint import normalize_url
-from .._rbac import ResourceId, Role
 from ._access_keys import AccessKeyStore, IssuedKey
 from ._app import ROUTE_NAMES, SERVER_ROUTE, WEBSOCKET_ROUTE, EmulatorApp, build_app
 from ._clock import EmulatorClock
@@ -16,6 +15,7 @@ from ._directory import Assignment, Directory, Principal
 from ._entra import EntraAuthority
 from ._faults import Fault, FaultTable
 from ._log import RequestLog
+from ._roles import BuiltInRole, ResourceId
 from ._servers import ServerConnection, ServerConnections, ServiceModeSetting
 from ._state import EmulatorState, PublicAddress
 from ._upstream import UpstreamSettings, UpstreamTable
@@ -199,7 +199,7 @@ class Emulator:
         return self._state.directory.find_principal(client_id=client_id, object_id=object_id)
 
     def assign(
-        self, principal: Principal, role: Role | str, scope: str | ResourceId | None = None
+        self, principal: Principal, role: BuiltInRole | str, scope: str | ResourceId | None = None
     ) -> Assignment:
         """Give ``principal`` a role (by object, name, former name or id) at ``scope``.
 
@@ -238,11 +238,17 @@ class Emulator:
         audience: str = "https://signalr.azure.com",
         lifetime: float | None = None,
         issuer_base: str = "https://sts.windows.net",
+        algorithm: Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"] = "RS256",
     ) -> str:
-        """A token signed by this tenant, for tests that need one the identity endpoint won't give:
-        another audience, a negative ``lifetime`` (already expired), an unknown principal."""
+        """A token signed by this tenant's key, for tests that need one the identity endpoint won't
+        give: another audience, a negative ``lifetime`` (already expired), an unknown principal,
+        an ``algorithm`` other than Entra's RS256."""
         issued = self._state.entra.issue(
-            principal, audience=audience, lifetime=lifetime, issuer_base=issuer_base
+            principal,
+            audience=audience,
+            lifetime=lifetime,
+            issuer_base=issuer_base,
+            algorithm=algorithm,
         )
         return issued.token
 

@@ -68,8 +68,10 @@ class EntraAuthority:
         audience: str,
         issuer_base: str,
         lifetime: float | None = None,
+        algorithm: str = "RS256",
     ) -> IssuedToken:
-        """A token as Entra issues one to a managed identity (v1 shape, ``idtyp`` app)."""
+        """A token as Entra issues one to a managed identity (v1 shape, ``idtyp`` app). Entra signs
+        with RS256; another RSA ``algorithm`` is for tests that a verifier refuses it."""
         issued_at = int(self._clock.now())
         lifetime = self.token_lifetime if lifetime is None else lifetime
         claims: dict[str, Any] = {
@@ -87,7 +89,7 @@ class EntraAuthority:
             "ver": "1.0",
         }
         headers = {"kid": self.key_id}
-        token = jwt.encode(claims, self._private_key, algorithm="RS256", headers=headers)
+        token = jwt.encode(claims, self._private_key, algorithm=algorithm, headers=headers)
         return IssuedToken(token, claims)
 
     def verify(self, token: str, *, audiences: Collection[str]) -> dict[str, Any]:

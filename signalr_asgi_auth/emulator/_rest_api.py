@@ -32,11 +32,11 @@ from starlette.responses import JSONResponse, Response
 
 from .._errors import SignalRAuthError
 from .._names import check_application_name, prefixed_hub
-from .._rbac import DataAction
 from ._client_auth import ClientTokenError, verify_client_token
 from ._connections import ClientConnection
 from ._data_plane import _authorize as _authorize_entra
 from ._data_plane import _bearer_token, _unauthorized
+from ._roles import Action
 from ._state import EmulatorState
 
 __all__ = ["OPERATIONS", "Operation", "dispatch"]
@@ -85,6 +85,9 @@ def _request_audiences(request: Request, presented: object) -> list[str]:
         sent = set(request.query_params.multi_items())
         if bare.lower() in accepted and asked and all(pair in sent for pair in asked):
             accepted.append(presented.lower())
+    # Unlike a client token's, the REST API's audience is matched without regard to case.
+    if isinstance(presented, str) and presented.lower() in accepted:
+        accepted.append(presented)
     return accepted
 
 
@@ -269,26 +272,26 @@ def _connection_not_found(call: _Call) -> Response:
 # -- messages ------------------------------------------------------------------------------------
 
 
-@_operation("POST", "/:send", DataAction.HUB_SEND)
+@_operation("POST", "/:send", Action.HUB_SEND)
 async def send_to_hub(state: EmulatorState, call: _Call) -> Response:
     """``POST /api/hubs/{hub}/:send``: every connection of the hub but the ``excluded`` → 202."""
     return await _send(state, call, state.connections.in_hub(call.hub), excluded=True)
 
 
-@_operation("POST", "/users/{user}/:send", DataAction.USER_SEND)
+@_operation("POST", "/users/{user}/:send", Action.USER_SEND)
 async def send_to_user(state: EmulatorState, call: _Call) -> Response:
     """``POST /api/hubs/{hub}/users/{user}/:send``: every connection of the user → 202."""
     return await _send(state, call, state.connections.of_user(call.hub, call.param("user")))
 
 
-@_operation("POST", "/groups/{group}/:send", DataAction.GROUP_SEND)
+@_operation("POST", "/groups/{group}/:send", Action.GROUP_SEND)
 async def send_to_group(state: EmulatorState, call: _Call) -> Response:
     """``POST /api/hubs/{hub}/groups/{group}/:send``: the group but the ``excluded`` → 202."""
     members = state.connections.in_group(call.hub, call.param("group"))
     return await _send(state, call, members, excluded=True)
 
 
-@_operation("POST", "/connections/{connection}/:send", DataAction.CONNECTION_SEND)
+@_operation("POST", "/connections/{connection}/:send", Action.CONNECTION_SEND)
 async def send_to_connection(state: EmulatorState, call: _Call) -> Response:
     """``POST /api/hubs/{hub}/connections/{connection}/:send`` → 202, even if it is gone."""
     connection = _connection(state, call)
@@ -298,14 +301,14 @@ async def send_to_connection(state: EmulatorState, call: _Call) -> Response:
 # -- group membership ----------------------------------------------------------------------------
 
 
-@_operation("PUT", "/groups/{group}/connections/{connection}", DataAction.GROUP_WRITE)
+@_operation("PUT", "/groups/{group}/connections/{connection}", Action.GROUP_WRITE)
 async def add_connection_to_group(state: EmulatorState, call: _Call) -> Response:
     """``PUT /api/hubs/{hub}/groups/{group}/connections/{connection}`` → 200, or 404."""
     added = state.connections.add_to_group(call.hub, call.param("group"), call.param("connection"))
     return Response(status_code=200) if added else _connection_not_found(call)
 
 
-@_operation("DELETE", "/groups/{group}/connections/{connection}", DataAction.GROUP_WRITE)
+@_operation("DELETE", "/groups/{group}/connections/{connection}", Action.GROUP_WRITE)
 async def remove_connection_from_group(state: EmulatorState, call: _Call) -> Response:
     """``DELETE /api/hubs/{hub}/groups/{group}/connections/{connection}`` → 200, or 404."""
     group, connection = call.param("group"), call.param("connection")
@@ -313,7 +316,7 @@ async def remove_connection_from_group(state: EmulatorState, call: _Call) -> Res
     return Response(status_code=200) if removed else _connection_not_found(call)
 
 
-@_operation("PUT", "/users/{user}/groups/{group}", DataAction.USER_WRITE)
+@_operation("PUT", "/users/{user}/groups/{group}", Action.USER_WRITE)
 async def add_user_to_group(state: EmulatorState, call: _Call) -> Response:
     """``PUT /api/hubs/{hub}/users/{user}/groups/{group}[?ttl=seconds]`` → 200.
 
@@ -332,14 +335,14 @@ async def add_user_to_group(state: EmulatorState, call: _Call) -> Response:
     return Response(status_code=200)
 
 
-@_operation("DELETE", "/users/{user}/groups/{group}", DataAction.USER_WRITE)
+@_operation("DELETE", "/users/{user}/groups/{group}", Action.USER_WRITE)
 async def remove_user_from_group(state: EmulatorState, call: _Call) -> Response:
     """``DELETE /api/hubs/{hub}/users/{user}/groups/{group}`` → 204."""
     state.connections.remove_user_from_group(call.hub, call.param("group"), call.param("user"))
     return Response(status_code=204)
 
 
-@_operation("DELETE", "/connections/{connection}/groups", DataAction.GROUP_WRITE)
+@_operation("DELETE", "/connections/{connection}/groups", Action.GROUP_WRITE)
 async def remove_connection_from_all_groups(state: EmulatorState, call: _Call) -> Response:
     """``DELETE /api/hubs/{hub}/connections/{connection}/groups`` → 200, even if it is gone (the
     specification lists no 404 here: a connection that is gone is in no group)."""
@@ -347,7 +350,7 @@ async def remove_connection_from_all_groups(state: EmulatorState, call: _Call) -
     return Response(status_code=200)
 
 
-@_operation("DELETE", "/users/{user}/groups", DataAction.USER_WRITE)
+@_operation("DELETE", "/users/{user}/groups", Action.USER_WRITE)
 async def remove_user_from_all_groups(state: EmulatorState, call: _Call) -> Response:
     """``DELETE /api/hubs/{hub}/users/{user}/groups`` → 204: the user's connections leave every
     group, and their future connections join none of them."""
@@ -358,25 +361,25 @@ async def remove_user_from_all_groups(state: EmulatorState, call: _Call) -> Resp
 # -- existence -----------------------------------------------------------------------------------
 
 
-@_operation("HEAD", "/connections/{connection}", DataAction.CONNECTION_READ)
+@_operation("HEAD", "/connections/{connection}", Action.CONNECTION_READ)
 async def check_connection(state: EmulatorState, call: _Call) -> Response:
     """``HEAD /api/hubs/{hub}/connections/{connection}`` → 200 or 404."""
     return _found(_connection(state, call) is not None)
 
 
-@_operation("HEAD", "/users/{user}", DataAction.USER_READ)
+@_operation("HEAD", "/users/{user}", Action.USER_READ)
 async def check_user(state: EmulatorState, call: _Call) -> Response:
     """``HEAD /api/hubs/{hub}/users/{user}`` → 200 if the user has a connection, else 404."""
     return _found(bool(state.connections.of_user(call.hub, call.param("user"))))
 
 
-@_operation("HEAD", "/groups/{group}", DataAction.GROUP_READ)
+@_operation("HEAD", "/groups/{group}", Action.GROUP_READ)
 async def check_group(state: EmulatorState, call: _Call) -> Response:
     """``HEAD /api/hubs/{hub}/groups/{group}`` → 200 if the group has a connection, else 404."""
     return _found(bool(state.connections.in_group(call.hub, call.param("group"))))
 
 
-@_operation("HEAD", "/users/{user}/groups/{group}", DataAction.GROUP_READ)
+@_operation("HEAD", "/users/{user}/groups/{group}", Action.GROUP_READ)
 async def check_user_in_group(state: EmulatorState, call: _Call) -> Response:
     """``HEAD /api/hubs/{hub}/users/{user}/groups/{group}`` → 200 or 404."""
     group, user = call.param("group"), call.param("user")
@@ -386,7 +389,7 @@ async def check_user_in_group(state: EmulatorState, call: _Call) -> Response:
 # -- connections ---------------------------------------------------------------------------------
 
 
-@_operation("DELETE", "/connections/{connection}", DataAction.CONNECTION_WRITE)
+@_operation("DELETE", "/connections/{connection}", Action.CONNECTION_WRITE)
 async def close_connection(state: EmulatorState, call: _Call) -> Response:
     """``DELETE /api/hubs/{hub}/connections/{connection}[?reason=…]`` → 200, even if it is gone."""
     connection = _connection(state, call)
@@ -395,19 +398,19 @@ async def close_connection(state: EmulatorState, call: _Call) -> Response:
     return Response(status_code=200)
 
 
-@_operation("POST", "/:closeConnections", DataAction.CONNECTION_WRITE)
+@_operation("POST", "/:closeConnections", Action.CONNECTION_WRITE)
 async def close_all_connections(state: EmulatorState, call: _Call) -> Response:
     """``POST /api/hubs/{hub}/:closeConnections[?excluded=…&reason=…]`` → 204."""
     return await _close(state, call, state.connections.in_hub(call.hub))
 
 
-@_operation("POST", "/groups/{group}/:closeConnections", DataAction.CONNECTION_WRITE)
+@_operation("POST", "/groups/{group}/:closeConnections", Action.CONNECTION_WRITE)
 async def close_group_connections(state: EmulatorState, call: _Call) -> Response:
     """``POST /api/hubs/{hub}/groups/{group}/:closeConnections[?excluded=…&reason=…]`` → 204."""
     return await _close(state, call, state.connections.in_group(call.hub, call.param("group")))
 
 
-@_operation("POST", "/users/{user}/:closeConnections", DataAction.CONNECTION_WRITE)
+@_operation("POST", "/users/{user}/:closeConnections", Action.CONNECTION_WRITE)
 async def close_user_connections(state: EmulatorState, call: _Call) -> Response:
     """``POST /api/hubs/{hub}/users/{user}/:closeConnections[?excluded=…&reason=…]`` → 204."""
     return await _close(state, call, state.connections.of_user(call.hub, call.param("user")))

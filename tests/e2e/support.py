@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import pytest
 from starlette.types import ASGIApp
@@ -50,23 +51,37 @@ def unique_user(prefix: str) -> str:
 # -- the clients --------------------------------------------------------------------------------------
 
 
+def in_ci() -> bool:
+    """Whether this run is CI's (``CI=true``, as CI services set it): there the real clients are the
+    judges, so a missing one fails the test instead of skipping it."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def missing_client(reason: str) -> NoReturn:
+    """Skip with ``reason`` on a developer's machine; fail with it in CI."""
+    if in_ci():
+        pytest.fail(f"{reason} CI=true: the end-to-end tests must run, not skip.", pytrace=False)
+    pytest.skip(reason)
+
+
 def node_or_skip() -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("Node.js is not on PATH; the Node client tests need it (CI machines have it).")
+        missing_client("Node.js is not on PATH; the Node client tests need it.")
     if not (SIGNALR_JS / "package.json").is_file():
-        pytest.skip("@microsoft/signalr is not installed: run `npm ci` in the repository root.")
+        missing_client("@microsoft/signalr is not installed: run `npm ci` in the repository root.")
     return node
 
 
 def chromium_or_skip() -> str:
     executable = chromium.find_chromium()
     if executable is None:
-        pytest.skip(
-            "Chromium is not installed (CI installs Debian's chromium); the browser tests need it."
+        missing_client(
+            "Chromium is not installed (`apt-get install chromium`; .ci/run installs it); "
+            "the browser tests need it."
         )
     if not (SIGNALR_JS / "dist" / "browser" / "signalr.min.js").is_file():
-        pytest.skip(
+        missing_client(
             "The page's @microsoft/signalr bundle is not installed: run `npm ci` in the repository root."
         )
     return executable

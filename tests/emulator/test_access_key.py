@@ -7,8 +7,8 @@ import httpx2
 import pytest
 from azure.identity import ManagedIdentityCredential
 
-from signalr_asgi_auth._rbac import DataAction, ResourceId
 from signalr_asgi_auth.emulator import Emulator, Principal
+from signalr_asgi_auth.emulator._roles import Action, ResourceId
 
 from .helpers import SIGNALR_SCOPE, TIMEOUT, bearer
 
@@ -68,7 +68,7 @@ def test_roles_without_the_access_key_action_are_forbidden(
     assert response.status_code == 403
     message = response.json()["message"]
     assert app_server.object_id in message
-    assert DataAction.ACCESS_KEY in message
+    assert Action.ACCESS_KEY in message
     assert "SignalR App Server" in message
     assert emulator.issued_keys == []
 

@@ -17,6 +17,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from signalr_asgi_auth import SignalRAuth
 from signalr_asgi_auth.emulator import ClientConnection, Emulator, serve_in_thread
 from signalr_asgi_auth.emulator import _server as server_module
+from signalr_asgi_auth.emulator._client_auth import client_audience
 
 from ..support import auth_for, principal_with_role
 from .helpers import TIMEOUT, wait_until
@@ -491,14 +492,96 @@ async def test_access_key_mode_tokens_are_accepted(
         assert [c.user_id for c in emulator.connections] == ["carol"]
 
 
+# The audience is the emulator's own statement of Azure's rule (the host without its port, host and
+# hub in lower case), not the library's builder: a library that wrote anything else is refused.
+
+
 @server_side
-async def test_the_audience_may_carry_the_port_and_any_hub_case(
+@pytest.mark.parametrize(
+    ("audience", "hint"),
+    [
+        pytest.param("{url}/client/?hub=chat", " (the host without its port)", id="port"),
+        pytest.param(
+            "http://127.0.0.1/client/?hub=Chat",
+            " (scheme, host and hub in lower case)",
+            id="hub-case",
+        ),
+        pytest.param(
+            "HTTP://127.0.0.1/client/?hub=chat",
+            " (scheme, host and hub in lower case)",
+            id="scheme-case",
+        ),
+        pytest.param("https://127.0.0.1/client/?hub=chat", "", id="scheme"),
+        pytest.param("http://127.0.0.1/client?hub=chat", "", id="no-slash"),
+        pytest.param("http://127.0.0.1/client/?hub=chat&x=1", "", id="more-query"),
+    ],
+)
+async def test_refused_for_an_audience_that_is_nearly_right(
+    emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient, audience: str, hint: str
+) -> None:
+    aud = audience.format(url=emulator_url)
+    token = forged(emulator.access_keys[0], aud=aud, exp=time.time() + 60)
+    await assert_refused(
+        client,
+        emulator_url,
+        token,
+        f"The audience '{aud}' is invalid: expected 'http://127.0.0.1/client/?hub=chat'{hint}.",
+    )
+
+
+@server_side
+@pytest.mark.parametrize("application", [None, "ShopApp"])
+async def test_the_librarys_negotiate_reply_is_accepted_where_it_points(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    client: httpx2.AsyncClient,
+    application: str | None,
+) -> None:
+    # What real clients do with the app's reply: connect to its url with its token. The emulator
+    # checks the audience by its own rule, so the library's URL and audience builders are judged.
+    auth = auth_for(
+        emulator, emulator_url, principal_with_role(emulator), application_name=application
+    )
+    async with auth as signalr:
+        reply = await signalr.negotiate("Chat", user_id="dave")
+    hub = reply["url"].partition("/client/?hub=")[2]
+
+    response = await negotiate(client, emulator_url, reply["accessToken"], hub=hub)
+
+    assert response.status_code == 200, response.text
+
+
+@server_side
+async def test_the_hub_in_the_url_is_lower_cased_for_the_audience(
     emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
 ) -> None:
     token = forged(
-        emulator.access_keys[0], aud=f"{emulator_url}/client/?hub=CHAT", exp=time.time() + 60
+        emulator.access_keys[0], aud="http://127.0.0.1/client/?hub=chat", exp=time.time() + 60
     )
-    assert (await negotiate(client, emulator_url, token)).status_code == 200
+    assert (await negotiate(client, emulator_url, token, hub="Chat")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("base_url", "hub", "audience"),
+    [
+        ("http://127.0.0.1:8888", "chat", "http://127.0.0.1/client/?hub=chat"),
+        (
+            "https://ABC.Service.SignalR.net",
+            "App_Chat",
+            "https://abc.service.signalr.net/client/?hub=app_chat",
+        ),
+        (
+            "https://abc.service.signalr.net:443/",
+            "chat",
+            "https://abc.service.signalr.net/client/?hub=chat",
+        ),
+        ("http://[::1]:8888", "chat", "http://[::1]/client/?hub=chat"),
+        ("http://localhost:1234/some/path", "chat", "http://localhost/client/?hub=chat"),
+    ],
+)
+def test_the_audience_rule(base_url: str, hub: str, audience: str) -> None:
+    assert client_audience(base_url, hub) == audience
 
 
 async def test_a_configured_public_url_decides_the_audience(client: httpx2.AsyncClient) -> None:

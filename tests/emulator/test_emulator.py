@@ -7,13 +7,13 @@ import dataclasses
 import httpx2
 import pytest
 
-from signalr_asgi_auth._rbac import REST_API_OWNER, DataAction, ResourceId
 from signalr_asgi_auth.emulator import (
     DEFAULT_RESOURCE_ID,
     Emulator,
     EntraTokenError,
     serve_in_thread,
 )
+from signalr_asgi_auth.emulator._roles import Action, ResourceId, role_named
 
 from .helpers import SIGNALR_RESOURCE, TIMEOUT, bearer, unverified_claims
 
@@ -24,7 +24,9 @@ def test_roles_can_be_named_by_name_former_name_id_or_object(emulator: Emulator)
     by_name = emulator.assign(app_server, "SignalR App Server")
     by_former_name = emulator.assign(app_server, "SignalR Serverless Contributor")
     by_id = emulator.assign(app_server, "ddde6b66-c0df-4114-a159-3618637b3035")
-    by_object = emulator.assign(app_server, REST_API_OWNER, DEFAULT_RESOURCE_ID)
+    by_object = emulator.assign(
+        app_server, role_named("fd53cd77-2268-407a-8f46-7e7863d0f521"), DEFAULT_RESOURCE_ID
+    )
 
     assert [a.role.name for a in emulator.assignments] == [
         "SignalR App Server",
@@ -46,14 +48,14 @@ def test_is_allowed_follows_role_data_actions(emulator: Emulator) -> None:
     emulator.assign(rest, "SignalR REST API Owner", ResourceId(emulator.resource_id.subscription))
     emulator.assign(owner, "SignalR Service Owner")
 
-    assert emulator.is_allowed(app_server.object_id, DataAction.ACCESS_KEY)
-    assert emulator.is_allowed(app_server.object_id.upper(), DataAction.SERVER_CONNECTION_WRITE)
-    assert not emulator.is_allowed(app_server.object_id, DataAction.HUB_SEND)
-    assert emulator.is_allowed(rest.object_id, DataAction.CLIENT_TOKEN)
-    assert emulator.is_allowed(rest.object_id, DataAction.GROUP_WRITE)
-    assert not emulator.is_allowed(rest.object_id, DataAction.ACCESS_KEY)
-    assert emulator.is_allowed(owner.object_id, DataAction.USER_READ)
-    assert not emulator.is_allowed(emulator.system_identity.object_id, DataAction.ACCESS_KEY)
+    assert emulator.is_allowed(app_server.object_id, Action.ACCESS_KEY)
+    assert emulator.is_allowed(app_server.object_id.upper(), Action.SERVER_CONNECTION_WRITE)
+    assert not emulator.is_allowed(app_server.object_id, Action.HUB_SEND)
+    assert emulator.is_allowed(rest.object_id, Action.CLIENT_TOKEN)
+    assert emulator.is_allowed(rest.object_id, Action.GROUP_WRITE)
+    assert not emulator.is_allowed(rest.object_id, Action.ACCESS_KEY)
+    assert emulator.is_allowed(owner.object_id, Action.USER_READ)
+    assert not emulator.is_allowed(emulator.system_identity.object_id, Action.ACCESS_KEY)
 
 
 def test_principals_and_assignments_are_checked(emulator: Emulator) -> None:

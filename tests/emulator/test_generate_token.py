@@ -10,8 +10,8 @@ import httpx2
 import jwt
 import pytest
 
-from signalr_asgi_auth._rbac import DataAction
 from signalr_asgi_auth.emulator import Emulator, Principal
+from signalr_asgi_auth.emulator._roles import Action
 
 from .helpers import TIMEOUT, bearer
 
@@ -140,7 +140,7 @@ def test_roles_without_the_action_are_forbidden(
     assert response.status_code == 403
     message = response.json()["message"]
     assert principal.object_id in message
-    assert DataAction.CLIENT_TOKEN in message
+    assert Action.CLIENT_TOKEN in message
     assert "SignalR REST API Owner or SignalR Service Owner" in message
     [entry] = emulator.log.entries("signalr.generate_token")
     assert entry.status == 403

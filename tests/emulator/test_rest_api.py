@@ -12,9 +12,9 @@ import httpx2
 import jwt
 import pytest
 
-from signalr_asgi_auth._rbac import DataAction
 from signalr_asgi_auth.emulator import Emulator, Principal
 from signalr_asgi_auth.emulator._connections import ClientConnection
+from signalr_asgi_auth.emulator._roles import Action
 
 from .helpers import TIMEOUT, bearer
 
@@ -39,31 +39,27 @@ class Operation:
 
 
 OPERATIONS = [
-    Operation("POST", "/api/hubs/chat/:send", DataAction.HUB_SEND, 202),
-    Operation("POST", "/api/hubs/chat/users/alice/:send", DataAction.USER_SEND, 202),
-    Operation("POST", "/api/hubs/chat/groups/g1/:send", DataAction.GROUP_SEND, 202),
-    Operation("POST", "/api/hubs/chat/connections/c1/:send", DataAction.CONNECTION_SEND, 202),
-    Operation("PUT", "/api/hubs/chat/groups/g2/connections/c1", DataAction.GROUP_WRITE, 200),
-    Operation("DELETE", "/api/hubs/chat/groups/g1/connections/c1", DataAction.GROUP_WRITE, 200),
-    Operation("PUT", "/api/hubs/chat/users/alice/groups/g2", DataAction.USER_WRITE, 200),
-    Operation("DELETE", "/api/hubs/chat/users/alice/groups/g1", DataAction.USER_WRITE, 204),
-    Operation("HEAD", "/api/hubs/chat/connections/c1", DataAction.CONNECTION_READ, 200),
-    Operation("HEAD", "/api/hubs/chat/users/alice", DataAction.USER_READ, 200),
-    Operation("HEAD", "/api/hubs/chat/groups/g1", DataAction.GROUP_READ, 200),
-    Operation("HEAD", "/api/hubs/chat/users/alice/groups/g1", DataAction.GROUP_READ, 200),
-    Operation("DELETE", "/api/hubs/chat/connections/c1/groups", DataAction.GROUP_WRITE, 200),
-    Operation("DELETE", "/api/hubs/chat/users/alice/groups", DataAction.USER_WRITE, 204),
-    Operation("DELETE", "/api/hubs/chat/connections/c1", DataAction.CONNECTION_WRITE, 200),
-    Operation("POST", "/api/hubs/chat/:closeConnections", DataAction.CONNECTION_WRITE, 204),
-    Operation(
-        "POST", "/api/hubs/chat/groups/g1/:closeConnections", DataAction.CONNECTION_WRITE, 204
-    ),
-    Operation(
-        "POST", "/api/hubs/chat/users/alice/:closeConnections", DataAction.CONNECTION_WRITE, 204
-    ),
+    Operation("POST", "/api/hubs/chat/:send", Action.HUB_SEND, 202),
+    Operation("POST", "/api/hubs/chat/users/alice/:send", Action.USER_SEND, 202),
+    Operation("POST", "/api/hubs/chat/groups/g1/:send", Action.GROUP_SEND, 202),
+    Operation("POST", "/api/hubs/chat/connections/c1/:send", Action.CONNECTION_SEND, 202),
+    Operation("PUT", "/api/hubs/chat/groups/g2/connections/c1", Action.GROUP_WRITE, 200),
+    Operation("DELETE", "/api/hubs/chat/groups/g1/connections/c1", Action.GROUP_WRITE, 200),
+    Operation("PUT", "/api/hubs/chat/users/alice/groups/g2", Action.USER_WRITE, 200),
+    Operation("DELETE", "/api/hubs/chat/users/alice/groups/g1", Action.USER_WRITE, 204),
+    Operation("HEAD", "/api/hubs/chat/connections/c1", Action.CONNECTION_READ, 200),
+    Operation("HEAD", "/api/hubs/chat/users/alice", Action.USER_READ, 200),
+    Operation("HEAD", "/api/hubs/chat/groups/g1", Action.GROUP_READ, 200),
+    Operation("HEAD", "/api/hubs/chat/users/alice/groups/g1", Action.GROUP_READ, 200),
+    Operation("DELETE", "/api/hubs/chat/connections/c1/groups", Action.GROUP_WRITE, 200),
+    Operation("DELETE", "/api/hubs/chat/users/alice/groups", Action.USER_WRITE, 204),
+    Operation("DELETE", "/api/hubs/chat/connections/c1", Action.CONNECTION_WRITE, 200),
+    Operation("POST", "/api/hubs/chat/:closeConnections", Action.CONNECTION_WRITE, 204),
+    Operation("POST", "/api/hubs/chat/groups/g1/:closeConnections", Action.CONNECTION_WRITE, 204),
+    Operation("POST", "/api/hubs/chat/users/alice/:closeConnections", Action.CONNECTION_WRITE, 204),
 ]
 SENDS = [op for op in OPERATIONS if op.is_send]
-CLOSES = [op for op in OPERATIONS if op.action == DataAction.CONNECTION_WRITE]
+CLOSES = [op for op in OPERATIONS if op.action == Action.CONNECTION_WRITE]
 WRITES = [op for op in OPERATIONS if not op.is_read]
 READS = [op for op in OPERATIONS if op.is_read]
 
@@ -230,7 +226,7 @@ def test_app_server_may_close_connections(
 
 
 @pytest.mark.parametrize(
-    "operation", [op for op in WRITES if op.action != DataAction.CONNECTION_WRITE], ids=op_id
+    "operation", [op for op in WRITES if op.action != Action.CONNECTION_WRITE], ids=op_id
 )
 def test_app_server_may_not_change_groups(
     emulator: Emulator,

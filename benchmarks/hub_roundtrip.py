@@ -7,7 +7,8 @@ mode (the service POSTs the invocation to the app's upstream URL with a managed-
 which the app verifies, and relays the answer). A bare client in a process of its own holds one
 connection to each and invokes ``echo`` with 100 characters, one call at a time, switching
 between the two every round so that both live through the same seconds. The result is the median
-round trip in Default mode over the median in Serverless mode (goal: at most 0.5).
+round trip in Default mode over the median in Serverless mode (goal: at most 0.5). Each app
+process's CPU time per call (the emulators' is not in it) is shown beside it.
 
 Both app processes share one core and the client has the other; the emulators run in threads of
 the runner. Loopback HTTP is much cheaper than a real network hop: on Azure, Serverless mode adds a
@@ -20,6 +21,7 @@ from contextlib import ExitStack
 
 from ._common import Goal, Result, Settings, median, percentile
 from ._hub_setup import hub_app, run_client
+from ._loadgen import _cpu_seconds
 
 __all__ = ["NAME", "TITLE", "run"]
 
@@ -36,12 +38,18 @@ def run(settings: Settings) -> list[Result]:
     plan = {"rounds": rounds, "count": settings.count(200), "warmup": settings.count(20)}
     with ExitStack() as stack:
         apps = {mode: stack.enter_context(hub_app(mode)) for mode in ("default", "serverless")}
+        cpu_before = {mode: _cpu_seconds(app.pid) or 0.0 for mode, app in apps.items()}
         report = run_client(
             "roundtrips",
             {**plan, "targets": {mode: app.url for mode, app in apps.items()}},
             timeout=600,
         )
+        cpu = {
+            mode: (_cpu_seconds(app.pid) or 0.0) - cpu_before[mode] for mode, app in apps.items()
+        }
     latencies = report["latencies"]
+    calls = dict.fromkeys(latencies, plan["rounds"] * (plan["count"] + plan["warmup"]))
+    app_cpu_us = {mode: round(cpu[mode] / calls[mode] * 1e6) for mode in latencies}
     p50 = {mode: median(values) for mode, values in latencies.items()}
     p99 = {mode: percentile(values, 0.99) for mode, values in latencies.items()}
     ratio = p50["default"] / p50["serverless"]
@@ -52,12 +60,14 @@ def run(settings: Settings) -> list[Result]:
             value=ratio,
             goal=Goal("<=", 0.5, "≤ 0.5x"),
             shown=f"{ratio:.3f}x (p50 {_ms(p50['default'])} vs {_ms(p50['serverless'])} ms; "
-            f"p99 {_ms(p99['default'])} vs {_ms(p99['serverless'])} ms)",
+            f"p99 {_ms(p99['default'])} vs {_ms(p99['serverless'])} ms; the app's CPU per call "
+            f"{app_cpu_us['default']} vs {app_cpu_us['serverless']} µs)",
             details={
                 **plan,
                 "p50_ms": {mode: _ms(value) for mode, value in p50.items()},
                 "p99_ms": {mode: _ms(value) for mode, value in p99.items()},
                 "invocations": {mode: len(values) for mode, values in latencies.items()},
+                "app_cpu_per_call_us": app_cpu_us,
             },
         )
     ]

@@ -8,8 +8,10 @@ echo server (``websockets``, in a process of its own, pinned to a core) answers 
 - throughput: 20 messages in flight (a sender and a receiver task), for a second.
 
 Clients, interleaved over rounds in rotating order (a row's value is its median round):
-``httpx2`` through the library's own wrapper (``signalr_asgi_auth.server._websocket``) on asyncio
-and on trio, and ``websockets.asyncio.client`` on asyncio (the baseline).
+``httpx2`` through the library's own wrapper (``signalr_asgi_auth.server._websocket``: httpx2's
+upgrade, wsproto's frames read and written in place) on asyncio and on trio, httpx2's own WebSocket
+session (a background reader task and a memory stream per message), and
+``websockets.asyncio.client`` on asyncio (the baseline).
 """
 
 from __future__ import annotations
@@ -85,6 +87,19 @@ async def _with_httpx2(url: str, seconds: float) -> dict[str, float]:
         return await _both(socket.send, socket.receive, seconds)
 
 
+async def _with_httpx2_session(url: str, seconds: float) -> dict[str, float]:
+    async with (
+        httpx2.AsyncClient() as http,
+        http.websocket(
+            f"{url}/",
+            max_message_size_bytes=1 << 20,
+            keepalive_ping_interval_seconds=None,
+            keepalive_ping_timeout_seconds=None,
+        ) as session,
+    ):
+        return await _both(session.send_bytes, session.receive_bytes, seconds)
+
+
 async def _with_websockets(url: str, seconds: float) -> dict[str, float]:
     async with connect(
         url.replace("http://", "ws://") + "/", max_size=None, compression=None
@@ -110,6 +125,7 @@ async def _both(send: Any, receive: Any, seconds: float) -> dict[str, float]:
 _CLIENTS: dict[str, tuple[str, Callable[[str, float], Awaitable[dict[str, float]]]]] = {
     "httpx2 (asyncio)": ("asyncio", _with_httpx2),
     "httpx2 (trio)": ("trio", _with_httpx2),
+    "httpx2's own session (asyncio)": ("asyncio", _with_httpx2_session),
     "websockets (asyncio)": ("asyncio", _with_websockets),
 }
 
@@ -131,6 +147,9 @@ def run(settings: Settings) -> list[Result]:
     medians = {name: {k: median(v) for k, v in rows.items()} for name, rows in measured.items()}
     details: dict[str, Any] = {
         "messages_per_second": {n: {k: round(v) for k, v in m.items()} for n, m in medians.items()},
+        "every_round": {
+            n: {k: [round(x) for x in v] for k, v in m.items()} for n, m in measured.items()
+        },
         "rounds": rounds,
         "seconds_per_round": seconds,
         "message_bytes": len(_MESSAGE),
@@ -138,7 +157,7 @@ def run(settings: Settings) -> list[Result]:
     }
     baseline = medians["websockets (asyncio)"]
     results = []
-    for name in ("httpx2 (asyncio)", "httpx2 (trio)"):
+    for name in ("httpx2 (asyncio)", "httpx2 (trio)", "httpx2's own session (asyncio)"):
         for key, what in (
             ("round_trips", "round trips/s"),
             ("throughput", f"throughput/s, {_IN_FLIGHT} in flight"),

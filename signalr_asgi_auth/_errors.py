@@ -4,16 +4,19 @@
     ├── ConfigurationError (also a ValueError)     a setting is wrong: fix the code or the environment
     │   └── ConnectionStringError                  a connection string is malformed or incomplete
     ├── InvalidInputError (also a ValueError)      a negotiate argument is wrong: hub, user id, claims, lifetime
-    │   └── TokenTooLongError                      the client token would exceed the service's 4 KB limit
+    │   ├── TokenTooLongError                      the client token would exceed the service's 4 KB limit
+    │   └── UpstreamBodyError                      an upstream body over max_body_size (413) or too slow (408)
     ├── NotReadyError                              no usable signing key (yet); the keepers keep trying
     ├── ProtocolError (also a ValueError)          bytes on a Default-mode wire that cannot be read
+    ├── UpstreamAuthenticationError                an upstream request carries no credential we accept (401)
     └── ServiceError                               Microsoft Entra ID or SignalR Service answered badly
         ├── AuthenticationFailedError              no valid Entra token: 401, or the credential failed
         │   └── EntraTokenError                    the credential could not get a token
         ├── PermissionDeniedError                  403: the identity lacks a role on the resource
         └── PartialSendError                       a send to several users or groups failed for some
 
-Messages say what to do. None of them ever holds a token, a key or a client secret.
+Messages say what to do. None of them ever holds a token, a key or a client secret. The two
+upstream errors live with the verifier in ``_upstream.py``.
 """
 
 from __future__ import annotations

@@ -209,7 +209,10 @@ def _negotiate_app(auth: SignalRAuth) -> Starlette:
                 negotiate_endpoint(
                     "chat",
                     user_id=lambda request: request.query_params.get("user"),
-                    claims=lambda request: {"blob": request.query_params.get("blob", "")},
+                    # no claim without a blob: an empty value is refused (X-ASRS-User-Claims)
+                    claims=lambda request: (
+                        {"blob": blob} if (blob := request.query_params.get("blob")) else None
+                    ),
                 ),
             ),
             Route("/health", health),

@@ -28,6 +28,7 @@ __all__ = [
     "VerifiedClient",
     "client_audience",
     "client_audiences",
+    "hub_audience",
     "user_id_of",
     "verify_client_token",
 ]
@@ -65,11 +66,17 @@ def client_audience(base_url: str, hub: str) -> str:
     case (``shared/PROTOCOL.md``, "Client access token"; the C# SDK's ``AudienceBaseUrl`` drops the
     port and .NET's ``Uri`` lower-cases the host). Stated here, not taken from the library's
     endpoint, so that a mistake in the library's audience cannot agree with itself."""
+    return hub_audience(base_url, "client", hub)
+
+
+def hub_audience(base_url: str, endpoint: str, hub: str) -> str:
+    """``{scheme}://{host}/{endpoint}/?hub={hub}`` in lower case, the host without its port: the
+    audience rule of client tokens (``client``) and of key-signed server tokens (``server``)."""
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     if ":" in host:  # IPv6: the brackets urlsplit took off
         host = f"[{host}]"
-    return f"{parts.scheme.lower()}://{host}/client/?hub={hub.lower()}"
+    return f"{parts.scheme.lower()}://{host}/{endpoint}/?hub={hub.lower()}"
 
 
 def client_audiences(base_urls: Iterable[str], hub: str) -> list[str]:

@@ -187,7 +187,7 @@ class ClientConnection:
 
     @property
     def closing(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether :meth:`close` was called, or the socket is gone."""
         return self._outbox.closing
 
     @property
@@ -356,13 +356,10 @@ class ConnectionRegistry:
         """Invoke ``target`` with ``arguments`` on each connection whose id is not ``excluded``;
         the number of connections it was queued for."""
         message = {"type": 1, "target": target, "arguments": arguments}
-        count = 0
-        for connection in connections:
-            if connection.connection_id in excluded or connection.closing:
-                continue
+        reached = _open_ones(connections, excluded)
+        for connection in reached:
             await connection.send(message)
-            count += 1
-        return count
+        return len(reached)
 
     def _expire(self) -> None:
         """Drop user memberships whose time is up, taking the users' connections out too."""
@@ -385,13 +382,10 @@ class ConnectionRegistry:
     ) -> int:
         """Close each connection whose id is not ``excluded`` (see :meth:`ClientConnection.close`);
         the number of connections asked to close."""
-        count = 0
-        for connection in connections:
-            if connection.connection_id in excluded or connection.closing:
-                continue
+        closing = _open_ones(connections, excluded)
+        for connection in closing:
             await connection.close(reason)
-            count += 1
-        return count
+        return len(closing)
 
     def _find(self, hub: str, connection_id: str) -> ClientConnection | None:
         connection = self._connections.get(connection_id)
@@ -405,6 +399,13 @@ class ConnectionRegistry:
 
     def __repr__(self) -> str:
         return f"ConnectionRegistry({len(self)} connections)"
+
+
+def _open_ones(
+    connections: Iterable[ClientConnection], excluded: Collection[str]
+) -> list[ClientConnection]:
+    """The connections not ``excluded`` and not closing already."""
+    return [c for c in connections if c.connection_id not in excluded and not c.closing]
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 from .._errors import ConfigurationError, shown
 
-__all__ = ["HubMethod", "MethodKind", "event_handler", "hub_method", "refusal"]
+__all__ = ["HubMethod", "MethodKind", "event_handler", "hub_method", "refusal", "short"]
 
 MethodKind: TypeAlias = Literal["sync", "async", "stream"]
 
@@ -233,6 +233,7 @@ def refusal(
 ) -> str | None:
     """Why an invocation of ``target`` cannot run, in words for the client (as ASP.NET Core words
     them); ``None`` when it can."""
+    target = short(target)
     if method is None:
         return f"Unknown hub method '{target}'"
     if streams:
@@ -250,3 +251,8 @@ def refusal(
             "non-streaming invocation."
         )
     return method.check(arguments)
+
+
+def short(text: str, limit: int = 64) -> str:
+    """What a client wrote (a method name), cut for messages that are echoed back and logged."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

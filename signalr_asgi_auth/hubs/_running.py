@@ -12,7 +12,7 @@ from typing import Any, Final
 import anyio.to_thread
 
 from .._upstream import HubMethodError
-from ._methods import HubMethod
+from ._methods import HubMethod, short
 
 __all__ = ["GENERIC_ERROR", "call_method", "run_handler"]
 
@@ -42,4 +42,4 @@ async def call_method(
         logger.exception(
             "Hub method %r of hub %r failed (the client got a generic error)", method.name, hub
         )
-        return None, GENERIC_ERROR.format(target=target)
+        return None, GENERIC_ERROR.format(target=short(target))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from .._errors import InvalidInputError, ServiceError, SignalRAuthError
+from .._errors import InvalidInputError, NotReadyError, ServiceError, SignalRAuthError
 from .._upstream import HubMethodError
 from ..protocol import (
     EMPTY_EXT,
@@ -63,7 +63,7 @@ from ..protocol import (
 from ..server import ServerConnections
 from ._call import Details, HubCall, claims_of, headers_of, query_of
 from ._clients import Audience
-from ._methods import HubMethod, refusal
+from ._methods import HubMethod, refusal, short
 from ._running import call_method, run_handler
 
 if TYPE_CHECKING:
@@ -276,6 +276,7 @@ class HubConnections:
             return
         name, version, rest = parsed
         protocol = self._hub.protocol(name)
+        name = short(name, 32)  # what a client wrote, echoed back and logged
         if protocol is None:
             await self._refuse(session, f"The protocol '{name}' is not supported.")
             return
@@ -449,6 +450,10 @@ class HubConnections:
             await (
                 run_handler(function, call, error) if takes_error else run_handler(function, call)
             )
+        except NotReadyError as exc:
+            # Clients leave in a crowd when the service connection drops or the app stops; a
+            # send from here then has nowhere to go, which is no bug of the handler's.
+            logger.info("on_disconnected of hub %r could not send: %s", self._hub.name, exc)
         except Exception:
             logger.exception("on_disconnected of hub %r failed", self._hub.name)
 

@@ -79,8 +79,11 @@ class ServerConnection:
     why it failed; afterwards ``reason`` says why it ended. ``up`` and ``ended`` are events.
     """
 
-    def __init__(self, pool: ServerConnectionPool, *, target: str | None = None) -> None:
+    def __init__(
+        self, pool: ServerConnectionPool, *, target: str | None = None, reopening: bool = False
+    ) -> None:
         self.pool = pool
+        self._reopening = reopening
         self.id = str(uuid.uuid4())
         self.target = target
         self.status: Status = "connecting"
@@ -208,6 +211,7 @@ class ServerConnection:
             assert self.error is not None
             raise self.error
         self.status, self.writable = "up", True
+        self.pool.reconnects += self._reopening  # counted with `up`, so health never lags
         self.up.set()
         self.settled.set()
         async with anyio.create_task_group() as tasks:

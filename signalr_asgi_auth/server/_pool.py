@@ -153,11 +153,10 @@ class ServerConnectionPool:
     async def _open(self, slot: int, *, again: bool) -> bool:
         if self._stopping or self._tasks is None:
             return False
-        connection = self._slots[slot] = ServerConnection(self)
+        connection = self._slots[slot] = ServerConnection(self, reopening=again)
         self._tasks.start_soon(connection.run, name="signalr_asgi_auth.ServerConnection.run")
         await connection.settled.wait()
         if connection.up.is_set():
-            self.reconnects += again
             self._opened()
             return True
         self._failed(connection.error)

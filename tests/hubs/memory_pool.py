@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 
+from signalr_asgi_auth import NotReadyError
 from signalr_asgi_auth.hubs import Hub
 from signalr_asgi_auth.hubs._sessions import HubConnections
 from signalr_asgi_auth.protocol import (
@@ -57,6 +58,11 @@ class MemoryPool:
         self.sent.append((message, client))
         ack_id: int = message.ack_id  # type: ignore[union-attr]
         return Ack(ack_id, self.ack_status)
+
+    async def refuse(self, message: ServiceMessage, *, client: str | None = None) -> None:
+        """``send`` while no server connection is up."""
+        msg = "No server connection to SignalR Service is up for hub 'chat'."
+        raise NotReadyError(msg, retry_after=1.0)
 
     def of_type(self, kind: type[Any]) -> list[Any]:
         return [m for m, _ in self.sent if isinstance(m, kind)]

@@ -135,6 +135,15 @@ async def test_handshake_split_across_payloads_and_partial_chunks() -> None:
         await client.feed(invocation[5:])
         assert (await client.receive(Completion, invocation_id="1")).result == "delivered"
         assert client.handshake_reply == b"{}\x1e"
+        # a record split over two ordinary payloads waits for its end, per client
+        other = await connect(pool, events, "c2", "messagepack")
+        record = other.protocol.write(Invocation(target="add", arguments=(1, 2), invocation_id="2"))
+        await other.feed(record[:4])
+        await client.feed(
+            client.protocol.write(Invocation(target="add", arguments=(3,), invocation_id="3"))[:7]
+        )
+        await other.feed(record[4:])
+        assert (await other.receive(Completion, invocation_id="2")).result == 3
 
 
 @pytest.mark.parametrize(
@@ -609,3 +618,42 @@ async def test_a_malformed_message_closes_the_client_with_the_reason() -> None:
                 s.startswith("disconnected:c1:Connection closed with an error.") for s in seen
             )
         )
+
+
+async def test_no_client_token_in_the_hub_layers_logs(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZS1vZi10aGUtdG9rZW4"
+    hub = chat_hub()
+    with caplog.at_level(logging.DEBUG):
+        async with running(hub) as (pool, events):
+            client = await connect(pool, events, query=f"hub=chat&access_token={secret}")
+            await client.send(Invocation(target="crash", arguments=(), invocation_id="1"))
+            await client.send(Invocation(target="send", arguments=(1, 2), invocation_id="2"))
+            await client.send(Invocation(target=secret, arguments=()))
+            await client.receive(Completion, invocation_id="2")
+            await client.feed(b"\x00not json\x1e")
+            await pool.wait_for(client.closed)
+            refused = FakeClient(pool, events, "c2", "json")
+            await refused.open(query=f"access_token={secret}")
+            await refused.feed(b'{"protocol":"' + secret.encode() + b'","version":1}\x1e')
+    assert caplog.records
+    assert secret not in caplog.text
+    assert secret.rsplit(".", 1)[1] not in caplog.text
+
+
+async def test_on_disconnected_with_no_connection_up_is_logged_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Hub("chat")
+
+    @hub.on_disconnected
+    async def left(call: HubCall) -> None:
+        await call.clients.all.send("presence", "left")
+
+    async with running(hub) as (pool, events):
+        await connect(pool, events)
+        pool.up = 0
+        pool.send = pool.refuse  # type: ignore[method-assign]
+        with caplog.at_level(logging.INFO):
+            await events.server_connection_lost("sc-1", "the app stops")
+            await pool.wait_for(lambda: "could not send" in caplog.text)
+    assert not [r for r in caplog.records if r.exc_info]

@@ -12,12 +12,14 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 from jwt.utils import base64url_decode
 
 from ._access_keys import AccessKeyStore, IssuedKey
@@ -29,6 +31,7 @@ __all__ = [
     "client_audience",
     "client_audiences",
     "hub_audience",
+    "is_key_signed",
     "user_id_of",
     "verify_client_token",
 ]
@@ -37,6 +40,7 @@ CLOCK_SKEW = 2.0
 """Seconds a token may be past its ``exp`` (or before its ``nbf``) and still pass: only what clock
 jitter explains."""
 
+_KEY_ALGORITHMS = re.compile(r"HS\d+")
 _HASHES = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}
 
 
@@ -88,6 +92,16 @@ def client_audiences(base_urls: Iterable[str], hub: str) -> list[str]:
         if audience not in audiences:
             audiences.append(audience)
     return audiences
+
+
+def is_key_signed(token: str) -> bool:
+    """Whether a bearer token claims to be signed with an access key (HS256, HS512...) rather than
+    by Microsoft Entra ID: which of the service's two checks it gets."""
+    try:
+        algorithm = jwt.get_unverified_header(token).get("alg")
+    except jwt.DecodeError:
+        return False
+    return isinstance(algorithm, str) and _KEY_ALGORITHMS.fullmatch(algorithm) is not None
 
 
 def user_id_of(claims: dict[str, Any]) -> str | None:

@@ -12,12 +12,14 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 from jwt.utils import base64url_decode
 
 from ._access_keys import AccessKeyStore, IssuedKey
@@ -28,6 +30,8 @@ __all__ = [
     "VerifiedClient",
     "client_audience",
     "client_audiences",
+    "hub_audience",
+    "is_key_signed",
     "user_id_of",
     "verify_client_token",
 ]
@@ -36,6 +40,7 @@ CLOCK_SKEW = 2.0
 """Seconds a token may be past its ``exp`` (or before its ``nbf``) and still pass: only what clock
 jitter explains."""
 
+_KEY_ALGORITHMS = re.compile(r"HS\d+")
 _HASHES = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}
 
 
@@ -65,11 +70,17 @@ def client_audience(base_url: str, hub: str) -> str:
     case (``shared/PROTOCOL.md``, "Client access token"; the C# SDK's ``AudienceBaseUrl`` drops the
     port and .NET's ``Uri`` lower-cases the host). Stated here, not taken from the library's
     endpoint, so that a mistake in the library's audience cannot agree with itself."""
+    return hub_audience(base_url, "client", hub)
+
+
+def hub_audience(base_url: str, endpoint: str, hub: str) -> str:
+    """``{scheme}://{host}/{endpoint}/?hub={hub}`` in lower case, the host without its port: the
+    audience rule of client tokens (``client``) and of key-signed server tokens (``server``)."""
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     if ":" in host:  # IPv6: the brackets urlsplit took off
         host = f"[{host}]"
-    return f"{parts.scheme.lower()}://{host}/client/?hub={hub.lower()}"
+    return f"{parts.scheme.lower()}://{host}/{endpoint}/?hub={hub.lower()}"
 
 
 def client_audiences(base_urls: Iterable[str], hub: str) -> list[str]:
@@ -81,6 +92,16 @@ def client_audiences(base_urls: Iterable[str], hub: str) -> list[str]:
         if audience not in audiences:
             audiences.append(audience)
     return audiences
+
+
+def is_key_signed(token: str) -> bool:
+    """Whether a bearer token claims to be signed with an access key (HS256, HS512...) rather than
+    by Microsoft Entra ID: which of the service's two checks it gets."""
+    try:
+        algorithm = jwt.get_unverified_header(token).get("alg")
+    except jwt.DecodeError:
+        return False
+    return isinstance(algorithm, str) and _KEY_ALGORITHMS.fullmatch(algorithm) is not None
 
 
 def user_id_of(claims: dict[str, Any]) -> str | None:

@@ -187,7 +187,7 @@ class ClientConnection:
 
     @property
     def closing(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether :meth:`close` was called, or the socket is gone."""
         return self._outbox.closing
 
     @property

@@ -294,7 +294,9 @@ class Emulator:
 
     @property
     def connections(self) -> list[ClientConnection]:
-        """The connections open now (those past the hub-protocol handshake), oldest first."""
+        """The client connections open now, oldest first: in Serverless mode those past the
+        hub-protocol handshake; in Default mode those routed to an app server (which answers the
+        handshake)."""
         return self._state.connections.all()
 
     def find_connection(self, connection_id: str) -> ClientConnection | None:

@@ -20,7 +20,6 @@ the decoded path, where a user id or group holding ``%2F`` would split into two 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 
 from .._errors import SignalRAuthError
 from .._names import check_application_name, prefixed_hub
-from ._client_auth import ClientTokenError, verify_client_token
+from ._client_auth import ClientTokenError, is_key_signed, verify_client_token
 from ._connections import ClientConnection
 from ._data_plane import _authorize as _authorize_entra
 from ._data_plane import _bearer_token, _unauthorized
@@ -42,7 +41,6 @@ from ._state import EmulatorState
 __all__ = ["OPERATIONS", "Operation", "dispatch"]
 
 MAX_BODY = 1024 * 1024
-_KEY_ALGORITHMS = re.compile(r"HS\d+")
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -94,11 +92,7 @@ def _request_audiences(request: Request, presented: object) -> list[str]:
 def _authenticate(state: EmulatorState, request: Request, action: str, hub: str) -> Response | None:
     """None when the caller may perform ``action``; otherwise the 401/403 that refuses it."""
     token = _bearer_token(request)
-    try:
-        algorithm = jwt.get_unverified_header(token or "").get("alg")
-    except jwt.DecodeError:
-        algorithm = None
-    if token is None or not isinstance(algorithm, str) or not _KEY_ALGORITHMS.fullmatch(algorithm):
+    if token is None or not is_key_signed(token):
         refused = _authorize_entra(state, request, action)
         return refused if isinstance(refused, Response) else None
     try:

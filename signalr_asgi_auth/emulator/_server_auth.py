@@ -16,24 +16,20 @@ Refusals are HTTP responses with a JSON body ``{"code", "message"}`` saying why.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import jwt
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
-from .._rbac import DataAction
-from ._client_auth import ClientTokenError, verify_client_token
+from ._client_auth import ClientTokenError, hub_audience, is_key_signed, verify_client_token
 from ._client_endpoint import served_urls
 from ._data_plane import _authorize, _bearer_token, _unauthorized
+from ._roles import Action
 from ._state import EmulatorState
 
 __all__ = ["ServerAdmission", "admit_server", "server_audiences"]
 
-_KEY_ALGORITHMS = re.compile(r"HS\d+")
 _MAX_ID = 256
 
 
@@ -50,16 +46,8 @@ class ServerAdmission:
 
 def server_audiences(base_urls: list[str], hub: str) -> list[str]:
     """The audiences a key-signed server token for ``hub`` may carry: one per host the service is
-    reached at, without the port (the SDK's ``AudienceBaseUrl``), in lower case."""
-    audiences: list[str] = []
-    for url in base_urls:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        audience = f"{parts.scheme}://{netloc}/server/?hub={hub}".lower()
-        if audience not in audiences:
-            audiences.append(audience)
-    return audiences
+    reached at (the SDK's ``AudienceBaseUrl``: no port), in lower case."""
+    return list(dict.fromkeys(hub_audience(url, "server", hub) for url in base_urls))
 
 
 def admit_server(state: EmulatorState, connection: HTTPConnection) -> ServerAdmission | Response:
@@ -78,11 +66,7 @@ def admit_server(state: EmulatorState, connection: HTTPConnection) -> ServerAdmi
     if token is None:
         message = "The server connection has no 'Authorization: Bearer <token>' header."
         return _unauthorized(message, token_presented=False)
-    try:
-        algorithm = jwt.get_unverified_header(token).get("alg")
-    except jwt.DecodeError:
-        algorithm = None
-    if isinstance(algorithm, str) and _KEY_ALGORITHMS.fullmatch(algorithm):
+    if is_key_signed(token):
         try:
             verify_client_token(
                 token,
@@ -95,7 +79,7 @@ def admit_server(state: EmulatorState, connection: HTTPConnection) -> ServerAdmi
         except ClientTokenError as error:
             return _unauthorized(error.description, token_presented=True)
         return admission
-    claims = _authorize(state, connection, DataAction.SERVER_CONNECTION_WRITE)
+    claims = _authorize(state, connection, Action.SERVER_CONNECTION_WRITE)
     if isinstance(claims, Response):
         return claims
     return ServerAdmission(hub, connection_id, server_id, admission.target, claims["oid"])

@@ -78,7 +78,7 @@ async def run_server_session(
             tasks.start_soon(_ping, server, state.server_ping_interval)
             await _handle_all(state, server, rest)
             await _read(state, websocket, reader, server)
-            # The writer closes the socket once what is queued is out, then ends the group.
+            # The writer sends what is queued, then ends the group; the socket closes below.
             server.close(code=1000)
     except (WebSocketDisconnect, OSError):
         pass

@@ -12,6 +12,7 @@ from ._errors import (
     AuthenticationFailedError,
     ConfigurationError,
     ConnectionStringError,
+    EndpointDeliveryError,
     EntraTokenError,
     InvalidInputError,
     NotReadyError,
@@ -25,6 +26,7 @@ from ._middleware import SignalRAuthMiddleware
 from ._negotiate import error_response, get_context, negotiate_endpoint, signalr_exception_handler
 from ._options import DEFAULT_SCOPE
 from ._rest import HubClient
+from ._rest_fan_out import Delivery, EndpointsHubClient
 from ._upstream import (
     HubMethodError,
     UpstreamAuthenticationError,
@@ -46,6 +48,9 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "ConnectionStringError",
+    "Delivery",
+    "EndpointDeliveryError",
+    "EndpointsHubClient",
     "EntraTokenError",
     "Hub",
     "HubCall",

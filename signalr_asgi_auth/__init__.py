@@ -16,6 +16,7 @@ from ._errors import (
     EntraTokenError,
     InvalidInputError,
     NotReadyError,
+    NoUsableEndpointError,
     PartialSendError,
     PermissionDeniedError,
     ServiceError,
@@ -38,6 +39,15 @@ from ._upstream import (
 )
 from ._upstream_request import UpstreamRequest
 from ._version import __version__
+from .endpoints import (
+    DefaultRouter,
+    Endpoint,
+    EndpointInfo,
+    EndpointRouter,
+    EndpointType,
+    RouteRequest,
+    StickyByUserRouter,
+)
 from .hubs import Hub, HubCall
 
 __all__ = [
@@ -48,8 +58,13 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "ConnectionStringError",
+    "DefaultRouter",
     "Delivery",
+    "Endpoint",
     "EndpointDeliveryError",
+    "EndpointInfo",
+    "EndpointRouter",
+    "EndpointType",
     "EndpointsHubClient",
     "EntraTokenError",
     "Hub",
@@ -57,14 +72,17 @@ __all__ = [
     "HubClient",
     "HubMethodError",
     "InvalidInputError",
+    "NoUsableEndpointError",
     "NotReadyError",
     "PartialSendError",
     "PermissionDeniedError",
+    "RouteRequest",
     "ServiceError",
     "SignalRAuth",
     "SignalRAuthError",
     "SignalRAuthMiddleware",
     "SignalRContext",
+    "StickyByUserRouter",
     "SystemClock",
     "TokenTooLongError",
     "UpstreamAuthenticationError",

@@ -16,6 +16,7 @@ from .._negotiate import get_context
 from .._rest import HubClient
 from .._rest_fan_out import EndpointsHubClient
 from .._upstream import (
+    HubMethodError,
     UpstreamVerifier,
     error_completion,
     upstream_response,
@@ -40,6 +41,7 @@ NO_CLIENT_RESULTS = (
     "Client results (invoke) need Default mode: over upstream requests SignalR Service cannot "
     "carry a client's answer back to the app."
 )
+NO_STREAMING = "The streaming hub method '{target}' needs Default mode (server connections)."
 
 
 class RestTransport:
@@ -72,7 +74,9 @@ class RestTransport:
     async def invoke(
         self, connection_id: str, target: str, arguments: tuple[Any, ...], seconds: float
     ) -> Any:
-        raise RuntimeError(NO_CLIENT_RESULTS)
+        # A HubMethodError, so that a hub method which does not catch it fails its invocation
+        # with this message rather than the generic one.
+        raise HubMethodError(NO_CLIENT_RESULTS)
 
     async def join(self, connection_id: str, group: str) -> None:
         await self._client().add_connection_to_group(group, connection_id)
@@ -135,9 +139,7 @@ async def _invocation(hub: Hub, call: HubCall, upstream: UpstreamRequest) -> Res
     method = hub.method(upstream.event)
     error = refusal(method, upstream.event, upstream.arguments, streaming=False)
     if method is not None and method.kind == "stream":
-        error = (
-            f"The streaming hub method '{upstream.event}' needs Default mode (server connections)."
-        )
+        error = NO_STREAMING.format(target=upstream.event)
     if error is None and method is not None:
         result, error = await call_method(
             method, hub.name, upstream.event, call, upstream.arguments

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from .._negotiate import get_context
 from .._rest import HubClient
+from .._rest_fan_out import EndpointsHubClient
 from .._upstream import (
     HubMethodError,
     UpstreamVerifier,
@@ -45,11 +46,12 @@ NO_STREAMING = "The streaming hub method '{target}' needs Default mode (server c
 
 class RestTransport:
     """Sends and group changes through the REST API (``HubClient``), for Serverless mode. A send
-    to several users, groups or connections is one REST call each."""
+    to several users, groups or connections is one REST call each; with several endpoints each
+    call goes to every one (``EndpointsHubClient``)."""
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: Callable[[], HubClient]) -> None:
+    def __init__(self, client: Callable[[], HubClient | EndpointsHubClient]) -> None:
         self._client = client
 
     async def send(self, audience: Audience, target: str, arguments: tuple[Any, ...]) -> None:

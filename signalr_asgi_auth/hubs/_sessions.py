@@ -553,6 +553,17 @@ class HubConnections:
         pending = self._pending.get(message.invocation_id)
         if pending is not None and pending.connection_id == session.connection_id:
             pending.resolve(message.result, message.error)
+            if session.protocol is not None:
+                # The service keeps each ClientInvocation until it hears the invocation is over;
+                # as the .NET SDK does, the caller tells it with an empty ClientCompletion.
+                done = ClientCompletion(
+                    message.invocation_id,
+                    session.connection_id,
+                    self._pool.server_id,
+                    session.protocol.name,
+                    b"",
+                )
+                await self._deliver(done, client=session.connection_id)
             return
         routed = self._routed.pop(message.invocation_id, None)
         if routed is not None and routed[0] == session.connection_id and session.protocol:

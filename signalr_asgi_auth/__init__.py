@@ -12,9 +12,11 @@ from ._errors import (
     AuthenticationFailedError,
     ConfigurationError,
     ConnectionStringError,
+    EndpointDeliveryError,
     EntraTokenError,
     InvalidInputError,
     NotReadyError,
+    NoUsableEndpointError,
     PartialSendError,
     PermissionDeniedError,
     ServiceError,
@@ -25,6 +27,7 @@ from ._middleware import SignalRAuthMiddleware
 from ._negotiate import error_response, get_context, negotiate_endpoint, signalr_exception_handler
 from ._options import DEFAULT_SCOPE
 from ._rest import HubClient
+from ._rest_fan_out import Delivery, EndpointsHubClient
 from ._upstream import (
     HubMethodError,
     UpstreamAuthenticationError,
@@ -36,6 +39,15 @@ from ._upstream import (
 )
 from ._upstream_request import UpstreamRequest
 from ._version import __version__
+from .endpoints import (
+    DefaultRouter,
+    Endpoint,
+    EndpointInfo,
+    EndpointRouter,
+    EndpointType,
+    RouteRequest,
+    StickyByUserRouter,
+)
 from .hubs import Hub, HubCall
 
 __all__ = [
@@ -46,20 +58,31 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "ConnectionStringError",
+    "DefaultRouter",
+    "Delivery",
+    "Endpoint",
+    "EndpointDeliveryError",
+    "EndpointInfo",
+    "EndpointRouter",
+    "EndpointType",
+    "EndpointsHubClient",
     "EntraTokenError",
     "Hub",
     "HubCall",
     "HubClient",
     "HubMethodError",
     "InvalidInputError",
+    "NoUsableEndpointError",
     "NotReadyError",
     "PartialSendError",
     "PermissionDeniedError",
+    "RouteRequest",
     "ServiceError",
     "SignalRAuth",
     "SignalRAuthError",
     "SignalRAuthMiddleware",
     "SignalRContext",
+    "StickyByUserRouter",
     "SystemClock",
     "TokenTooLongError",
     "UpstreamAuthenticationError",

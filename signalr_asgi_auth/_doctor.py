@@ -16,7 +16,7 @@ import argparse
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal, TextIO
@@ -37,8 +37,9 @@ from ._rbac import DataAction
 from ._rest import API_VERSION
 from ._service_errors import service_error, transport_error
 from ._service_tokens import GENERATE_TOKEN_API_VERSION
+from .endpoints._config import ENVIRONMENT_PREFIX
 
-__all__ = ["add_doctor_command", "run_doctor"]
+__all__ = ["add_doctor_command", "doctor_targets", "run_doctor"]
 
 ENV_VARIABLE: Final = "AZURE_SIGNALR_CONNECTION_STRING"
 Status = Literal["pass", "fail", "skip"]
@@ -509,7 +510,7 @@ def _entra_fix(settings: ConnectionSettings) -> str:
 
 
 def run_doctor(
-    connection_string: str | None,
+    targets: Sequence[tuple[str, str | None]],
     *,
     hub: str = "doctor",
     timeout: float = 10.0,
@@ -518,33 +519,62 @@ def run_doctor(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """Run every check and print the checklist (or JSON) to ``out``; 0 when every required
-    check passed (every check, with ``strict``), else 1."""
-    doctor = Doctor(connection_string, hub=hub, timeout=timeout, progress=err)
+    """Run every check for each ``(name, connection string)`` and print the checklist (or JSON)
+    to ``out``; 0 when every required check passed (every check, with ``strict``), else 1.
+    ``name`` is ``""`` for the one connection string, else the endpoint's variable suffix."""
+    results: list[tuple[str, list[Check]]] = []
     with _quiet_logs():
-        checks = anyio.run(doctor.run)
-    failed = [c for c in checks if c.status == "fail" and (c.required or strict)]
+        for name, connection_string in targets:
+            if name:
+                err.write(f"endpoint {name}:\n")
+            doctor = Doctor(connection_string, hub=hub, timeout=timeout, progress=err)
+            results.append((name, anyio.run(doctor.run)))
+    failed = [
+        check
+        for _, checks in results
+        for check in checks
+        if check.status == "fail" and (check.required or strict)
+    ]
     code = 1 if failed else 0
     if as_json:
-        json.dump(
-            {"ok": code == 0, "checks": [asdict(check) for check in checks]},
-            out,
-            ensure_ascii=False,
-            indent=2,
-        )
+        rows = [{"endpoint": name, **asdict(check)} for name, checks in results for check in checks]
+        json.dump({"ok": code == 0, "checks": rows}, out, ensure_ascii=False, indent=2)
         out.write("\n")
         return code
-    for check in checks:
-        optional = "" if check.required else " (optional)"
-        out.write(f"{_MARKS[check.status]} {check.title}{optional}: {check.detail}\n")
-        if check.fix and check.status != "pass":
-            out.write(f"    fix: {check.fix}\n")
+    for name, checks in results:
+        if name:
+            out.write(f"Endpoint {name}:\n")
+        for check in checks:
+            optional = "" if check.required else " (optional)"
+            out.write(f"{_MARKS[check.status]} {check.title}{optional}: {check.detail}\n")
+            if check.fix and check.status != "pass":
+                out.write(f"    fix: {check.fix}\n")
     out.write(
         "All required checks passed.\n"
         if code == 0
         else f"{len(failed)} check(s) failed: see 'fix' above.\n"
     )
     return code
+
+
+def doctor_targets(
+    connection_string: str | None, environ: Mapping[str, str]
+) -> list[tuple[str, str | None]]:
+    """What to check: ``--connection-string``; else, as ``from_connection_string()`` reads them,
+    each ``Azure__SignalR__ConnectionString__<name>[__<type>]`` variable (and
+    ``AZURE_SIGNALR_CONNECTION_STRING`` beside them, if set); else that variable alone."""
+    if connection_string:
+        return [("", connection_string)]
+    prefix = ENVIRONMENT_PREFIX.lower()
+    named: list[tuple[str, str | None]] = [
+        (variable[len(prefix) :], environ[variable])
+        for variable in sorted(environ)
+        if variable.lower().startswith(prefix)
+    ]
+    plain = environ.get(ENV_VARIABLE) or None
+    if not named:
+        return [("", plain)]
+    return [(ENV_VARIABLE, plain), *named] if plain else named
 
 
 @contextmanager
@@ -574,8 +604,9 @@ def add_doctor_command(subcommands: Any) -> None:
     )
     parser.add_argument(
         "--connection-string",
-        help=f"the connection string (default: ${ENV_VARIABLE}); prefer the variable, since "
-        "arguments show in process lists",
+        help=f"the connection string (default: ${ENV_VARIABLE}, or each endpoint's "
+        f"{ENVIRONMENT_PREFIX}<name> variable); prefer the variables, since arguments show in "
+        "process lists",
     )
     parser.add_argument("--hub", default="doctor", help="the hub to check with (default: doctor)")
     parser.add_argument(
@@ -589,12 +620,11 @@ def add_doctor_command(subcommands: Any) -> None:
 
 
 def _command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    connection_string = args.connection_string or os.environ.get(ENV_VARIABLE)
     if args.timeout <= 0:
         err.write("--timeout must be a positive number of seconds.\n")
         return 2
     return run_doctor(
-        connection_string,
+        doctor_targets(args.connection_string, os.environ),
         hub=args.hub,
         timeout=args.timeout,
         strict=args.strict,

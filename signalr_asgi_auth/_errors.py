@@ -206,7 +206,7 @@ class EndpointDeliveryError(ServiceError):
     """
 
     def __init__(
-        self, *, doing: str, sent: Sequence[str], failed: Mapping[str, ServiceError]
+        self, *, doing: str, sent: Sequence[str], failed: Mapping[str, SignalRAuthError]
     ) -> None:
         self.sent = tuple(sent)
         self.failed = dict(failed)
@@ -214,11 +214,13 @@ class EndpointDeliveryError(ServiceError):
         others = len(self.failed) - 1
         more = f" (and {others} more endpoint(s); see .failed)" if others else ""
         took = ", ".join(map(repr, self.sent)) or "none"
+        # A server connection's NotReadyError (Default mode) has no status: 503, as negotiate says.
+        status = error.status if isinstance(error, ServiceError) else 503
         super().__init__(
             f"Could not {doing} at endpoint {first!r}{more}: {error} "
             f"Endpoints that took it: {took}.",
-            status=error.status,
-            retry_after=error.retry_after,
+            status=status,
+            retry_after=getattr(error, "retry_after", None),
         )
 
 

@@ -293,3 +293,26 @@ def test_a_broken_connection_string_is_named_but_not_echoed(served: tuple[Emulat
     assert run.code == 1
     assert run.checks["connection_string"]["status"] == "fail"
     assert secret not in run.stdout + run.stderr
+
+
+def test_each_endpoint_of_the_environment_is_checked() -> None:
+    east, west = Emulator(service_mode="default"), Emulator(service_mode="default")
+    with serve_in_thread(east.app) as east_url, serve_in_thread(west.app) as west_url:
+        wrong = f"Endpoint={west_url};AccessKey={'B' * 43}=;Version=1.0;"
+        env = {
+            "Azure__SignalR__ConnectionString__east": east.connection_string(
+                east_url, auth_type=None
+            ),
+            "Azure__SignalR__ConnectionString__west__secondary": wrong,
+        }
+        run = doctor(east, east_url, connection_string="", env=env, as_json=False)
+        as_json = doctor(east, east_url, connection_string="", env=env)
+    assert run.code == as_json.code == 1
+    east_part, _, west_part = run.stdout.partition("Endpoint west__secondary:")
+    assert east_part.startswith("Endpoint east:")
+    assert "✗" not in east_part
+    assert "✗ REST API call" in west_part
+    assert "B" * 43 not in run.stdout + run.stderr
+    rows = json.loads(as_json.stdout)["checks"]
+    assert {row["endpoint"] for row in rows} == {"east", "west__secondary"}
+    assert len(rows) == 16

@@ -4,8 +4,6 @@ both resources through the REST fan-out."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -14,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware, SignalRContext, UpstreamVerifier
+from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware, UpstreamVerifier
 from signalr_asgi_auth.emulator import (
     UPSTREAM_ROUTE,
     Emulator,
@@ -26,8 +24,9 @@ from signalr_asgi_auth.emulator._roles import ResourceId
 from signalr_asgi_auth.hubs import Hub, HubCall
 
 from ..emulator.helpers import TIMEOUT
-from ..emulator.hub_client import HubSocket, hub_socket, negotiate
+from ..emulator.hub_client import HubSocket
 from ..support import FAST, auth_for
+from .test_several_endpoints import client
 
 pytestmark = pytest.mark.anyio
 
@@ -71,17 +70,6 @@ def app_url_for(
         middleware=[Middleware(SignalRAuthMiddleware, auth=auth)],
     )
     return serve_in_thread(app, lifespan=True)
-
-
-@asynccontextmanager
-async def client(
-    http: httpx2.AsyncClient, url: str, signer: SignalRContext, user: str
-) -> AsyncIterator[HubSocket]:
-    token = await signer.client_token("chat", user_id=user)
-    connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
-    async with hub_socket(http, url, token, connection_token=connection_token) as ws:
-        assert await ws.handshake() == {}
-        yield ws
 
 
 async def completion(ws: HubSocket, invocation_id: str, *arguments: Any) -> list[dict[str, Any]]:

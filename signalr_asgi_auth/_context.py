@@ -6,9 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from . import _telemetry as telemetry
 from ._client_tokens import ClaimValue, build_claims, check_lifetime
 from ._endpoint import ServiceEndpoint
-from ._errors import NotReadyError
+from ._errors import NotReadyError, SignalRAuthError
 from ._hubs import HubAddresses
 from ._options import Options
 from ._rest import HubClient, RestClient
@@ -64,15 +65,20 @@ class SignalRContext:
         and :class:`ServiceError` when SignalR Service fails to issue a token. A service-issued
         token lives whole minutes: ``lifetime`` is rounded up to the next minute.
         """
-        address = self._hubs.get(hub)
-        if self._servers_down is not None and (down := self._servers_down(address.prefixed)):
-            raise down  # Default mode: the service would refuse the client ("No server available")
-        token = await self._issuer.issue(
-            address,
-            user_id=user_id,
-            payload=build_claims(user_id=user_id, claims=claims, roles=roles),
-            lifetime=self._lifetime(lifetime),
-        )
+        try:
+            address = self._hubs.get(hub)
+            if self._servers_down is not None and (down := self._servers_down(address.prefixed)):
+                raise down  # Default mode: the service would refuse the client
+            token = await self._issuer.issue(
+                address,
+                user_id=user_id,
+                payload=build_claims(user_id=user_id, claims=claims, roles=roles),
+                lifetime=self._lifetime(lifetime),
+            )
+        except SignalRAuthError as exc:
+            telemetry.count_negotiation(hub, telemetry.error_type(exc))
+            raise
+        telemetry.count_negotiation(hub, "ok")
         return {"url": address.url, "accessToken": token}
 
     async def client_token(

@@ -96,9 +96,13 @@ async def countdown(call: HubCall, start: int) -> AsyncIterator[int]:
 async def clear(call: HubCall) -> bool:
     """Clear everyone's messages, if the caller confirms: the app asks the caller's page (a client
     result: its ``connection.on("confirm", ...)`` returns the answer) and waits for it."""
-    sure = await call.clients.caller.invoke(
-        "confirm", "Clear the messages for everyone?", timeout=60
-    )
+    try:
+        sure = await call.clients.caller.invoke(
+            "confirm", "Clear the messages for everyone?", timeout=30
+        )
+    except TimeoutError:
+        msg = "No answer within 30 seconds; nothing was cleared."
+        raise HubMethodError(msg) from None
     if sure is True:
         await call.clients.all.send("cleared", _who(call))
     return sure is True

@@ -1,4 +1,6 @@
-"""Fixtures for the end-to-end tests: the embedded emulator and both example apps on 127.0.0.1.
+"""Fixtures for the end-to-end tests in Serverless mode (and for the refusals): the embedded
+emulator as ``local_emulator()`` runs it, and both example apps on 127.0.0.1 taking its upstream
+calls. (Default mode needs an emulator per app: ``test_default_mode.py`` has its own fixtures.)
 
 The emulator forwards nothing upstream unless a test asks for ``upstream``: then client
 invocations and connection events of hub ``chat`` go to the app under test."""

@@ -471,8 +471,8 @@ async def test_a_refusal_logs_no_error(
         await assert_refused(client, url, None, "No access token")
     # The server has shut down: everything the refused connection would log is logged.
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    expected = ["ASGI callable returned without completing handshake."] if stock_protocol else []
-    assert errors == expected
+    # uvicorn's own words for its false alarm are its business: count the errors, not their text.
+    assert len(errors) == (1 if stock_protocol else 0), errors
 
 
 # -- which tokens are accepted ------------------------------------------------------------------

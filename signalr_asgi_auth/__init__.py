@@ -15,6 +15,7 @@ from ._errors import (
     EntraTokenError,
     InvalidInputError,
     NotReadyError,
+    NoUsableEndpointError,
     PartialSendError,
     PermissionDeniedError,
     ServiceError,
@@ -37,6 +38,15 @@ from ._upstream import (
 )
 from ._upstream_request import UpstreamRequest
 from ._version import __version__
+from .endpoints import (
+    DefaultRouter,
+    Endpoint,
+    EndpointInfo,
+    EndpointRouter,
+    EndpointType,
+    RouteRequest,
+    StickyByUserRouter,
+)
 from .hubs import Hub, HubCall
 
 __all__ = [
@@ -47,20 +57,28 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "ConnectionStringError",
+    "DefaultRouter",
+    "Endpoint",
+    "EndpointInfo",
+    "EndpointRouter",
+    "EndpointType",
     "EntraTokenError",
     "Hub",
     "HubCall",
     "HubClient",
     "HubMethodError",
     "InvalidInputError",
+    "NoUsableEndpointError",
     "NotReadyError",
     "PartialSendError",
     "PermissionDeniedError",
+    "RouteRequest",
     "ServiceError",
     "SignalRAuth",
     "SignalRAuthError",
     "SignalRAuthMiddleware",
     "SignalRContext",
+    "StickyByUserRouter",
     "SystemClock",
     "TokenTooLongError",
     "UpstreamAuthenticationError",

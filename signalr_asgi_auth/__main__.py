@@ -62,7 +62,11 @@ def _missing_requirement(error: ImportError) -> str:
     top = name.partition(".")[0]
     if top not in _EMULATOR_NEEDS:
         raise error
-    if importlib.util.find_spec(top) is None:
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):  # blocked, or a broken installation: not usable either
+        found = False
+    if not found:
         return top
     return f"a newer {top} (it has no {name})"
 

@@ -9,13 +9,12 @@ on exit.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from functools import partial
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Literal, Unpack
 
@@ -23,22 +22,35 @@ import anyio
 import anyio.lowlevel
 import httpx2
 from anyio.abc import TaskGroup
-from azure.core.credentials import AccessToken
 
-from ._client_tokens import SigningKey
-from ._connection_string import parse_connection_string
+from ._connection_string import ConnectionSettings, parse_connection_string
 from ._context import SignalRContext
-from ._credentials import AnyCredential, CredentialAdapter, credential_from_settings
+from ._credentials import AnyCredential, CredentialAdapter
+from ._durations import Duration, to_seconds
 from ._endpoint import ServiceEndpoint
 from ._errors import ConfigurationError, NotReadyError, SignalRAuthError
 from ._keepers import AccessKeyKeeper, EntraTokenKeeper
 from ._options import Options, OptionsKwargs
-from ._rest import RestClient
 from ._secrets import Secret
 from ._service_tokens import ServiceTokens
-from ._signing import ClientTokenIssuer, StaticKey
+from ._signing import ClientTokenIssuer
 from ._version import __version__
-from .server import ServerAuthorization, ServerConnectionPools, ServerHub, check_server_hubs
+from .endpoints import (
+    Endpoint,
+    EndpointConfig,
+    EndpointInfo,
+    EndpointRouter,
+    EndpointRuntime,
+    EndpointSet,
+)
+from .endpoints._config import (
+    ENVIRONMENT_PREFIX,
+    endpoints_from_environment,
+    resolve_endpoint,
+    resolve_endpoints,
+)
+from .endpoints._set import worst
+from .server import ServerConnectionPools, ServerHub, check_server_hubs
 
 __all__ = ["CONNECTION_STRING_VARIABLE", "SignalRAuth"]
 
@@ -50,7 +62,8 @@ _CLOSE_TIMEOUT = 5.0
 
 
 class _Runtime:
-    """Everything that lives from startup to shutdown on one event loop."""
+    """Everything that lives from startup to shutdown on one event loop: the HTTP client and the
+    endpoint set (one keeper set per endpoint; see ``endpoints/``)."""
 
     def __init__(self, auth: SignalRAuth, *, lazy: bool = False) -> None:
         options = auth.options
@@ -61,184 +74,130 @@ class _Runtime:
         self.http = auth._http_client or httpx2.AsyncClient(
             headers={"User-Agent": _USER_AGENT}, follow_redirects=False
         )
-        self.adapter: CredentialAdapter | None = None
-        self.entra: EntraTokenKeeper | None = None
-        self.keys: AccessKeyKeeper | None = None
-        self.service: ServiceTokens | None = None
-        self.probe_error: SignalRAuthError | None = None
-        self.servers: ServerConnectionPools | None = None
-        if auth._access_key is not None:
-            key = _static_signing_key(auth._access_key)
-            self._server_authorization(auth, entra=None, key=key)
-            self.issuer = ClientTokenIssuer(
-                mode="key",
-                options=options,
-                keys=StaticKey(key),
-                service=None,
-            )
-            rest = RestClient(endpoint=auth.endpoint, options=options, http=self.http, key=key)
-        else:
-            try:
-                credential, owned = auth._make_credential()
-            except ConfigurationError as exc:
-                if not lazy:
-                    raise
-                # No lifespan to fail: keep serving, and let every negotiation say what is wrong.
-                logger.error("SignalR configuration error: %s", exc)
-                credential, owned = _UnusableCredential(exc), False
-            self.adapter = CredentialAdapter(
-                credential,
-                scope=options.scope,
-                timeout=options.credential_timeout,
-                owned=owned,
-                now=options.clock.now,
-            )
-            self.entra = EntraTokenKeeper(self.adapter, options=options)
-            if options.mode != "service":
-                self.keys = AccessKeyKeeper(
-                    endpoint=auth.endpoint, entra=self.entra, http=self.http, options=options
-                )
-            if options.mode != "key":
-                self.service = ServiceTokens(
-                    endpoint=auth.endpoint, entra=self.entra, http=self.http, options=options
-                )
-            self.issuer = ClientTokenIssuer(
-                mode=options.mode,
-                options=options,
-                keys=self.keys,
-                service=self.service,
-            )
-            if self.keys is not None and self.service is not None:
-                self.keys.on_forbidden = self.issuer.key_forbidden
-            rest = RestClient(
-                endpoint=auth.endpoint, options=options, http=self.http, entra=self.entra
-            )
-            self._server_authorization(auth, entra=self.entra, key=None)
-        self.context = SignalRContext(
-            endpoint=auth.endpoint,
+        self.endpoints = EndpointSet(
+            auth._configs,
             options=options,
-            issuer=self.issuer,
-            health=auth.health,
-            rest=rest,
-            server_connections=self.servers.not_ready if self.servers is not None else None,
+            http=self.http,
+            hubs=auth._hubs,
+            router=auth._router,
+            lazy=lazy,
         )
+        self.context = SignalRContext(endpoints=self.endpoints, options=options, health=auth.health)
 
-    def _server_authorization(
-        self, auth: SignalRAuth, *, entra: EntraTokenKeeper | None, key: SigningKey | None
-    ) -> None:
-        """Default mode: the hubs' server connections, authorized as the rest of the app is."""
-        if auth._hubs:
-            authorization = ServerAuthorization(entra=entra, key=key, clock=auth.options.clock)
-            self.servers = ServerConnectionPools(
-                auth._hubs,
-                endpoint=auth.endpoint,
-                authorization=authorization,
-                options=auth.options,
-                http=self.http,
-            )
+    # The first primary's parts, as the single-resource code and its tests know them.
+    @property
+    def _home(self) -> EndpointRuntime:
+        return self.endpoints.home
+
+    @property
+    def adapter(self) -> CredentialAdapter | None:
+        return self._home.adapter
+
+    @property
+    def entra(self) -> EntraTokenKeeper | None:
+        return self._home.entra
+
+    @property
+    def keys(self) -> AccessKeyKeeper | None:
+        return self._home.keys
+
+    @property
+    def service(self) -> ServiceTokens | None:
+        return self._home.service
+
+    @property
+    def issuer(self) -> ClientTokenIssuer:
+        return self._home.issuer
+
+    @property
+    def servers(self) -> ServerConnectionPools | None:
+        return self._home.servers
+
+    @property
+    def probe_error(self) -> SignalRAuthError | None:
+        return self._home.probe_error
 
     def start(self, task_group: TaskGroup) -> None:
-        if self.entra is not None:
-            task_group.start_soon(self.entra.run, name="signalr_asgi_auth.EntraTokenKeeper")
-        if self.keys is not None:
-            task_group.start_soon(self.keys.run, name="signalr_asgi_auth.AccessKeyKeeper")
-        if self.servers is not None:
-            task_group.start_soon(self.servers.run, name="signalr_asgi_auth.ServerConnections")
+        self.task_group = task_group
+        self.endpoints.start(task_group)
 
     @property
     def ready(self) -> bool:
         """Whether client tokens can be issued (startup need not wait any longer)."""
-        if self.entra is None:
-            return True
-        if self.keys is None:
-            return self.entra.ready.is_set()
-        return self.keys.ready.is_set() or self.issuer.service_ready.is_set()
+        return any(runtime.ready for runtime in self.endpoints.all)
 
     async def wait_ready(self, clock_now: float) -> bool:
         """Wait until client tokens can be issued, at most until the startup deadline; whether
         they can."""
-        with anyio.move_on_after(max(self.startup_deadline - clock_now, 0.0)):
-            await self._until_ready()
+        await self.endpoints.wait_ready(self.startup_deadline)
         return self.ready
 
-    async def _until_ready(self) -> None:
-        if self.entra is None or self.ready:
-            return
-        if self.keys is None:
-            await self.entra.ready.wait()
-            return
-        if self.service is None:
-            await self.keys.ready.wait()
-            return
-        # auto: the key, unless the access-key call answers 403 and the service issues tokens
-        await _first_set(self.keys.ready, self.issuer.fallback_ready)
-        if not self.keys.ready.is_set():
-            self.probe_error = await self.issuer.probe_service()
-            if self.probe_error is not None:
-                await self.keys.ready.wait()
-
     async def stop_server_connections(self) -> None:
-        if self.servers is not None:
-            await self.servers.stop()
+        await self.endpoints.stop_server_connections()
 
     async def aclose(self) -> None:
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
             if self._owns_http:
                 await self.http.aclose()
-            if self.adapter is not None:
-                await self.adapter.close()
-
-
-async def _first_set(*events: anyio.Event) -> None:
-    """Return once any of ``events`` is set."""
-    async with anyio.create_task_group() as task_group:
-
-        async def wait(event: anyio.Event) -> None:
-            await event.wait()
-            task_group.cancel_scope.cancel()
-
-        for event in events:
-            task_group.start_soon(wait, event)
-
-
-class _UnusableCredential:
-    """Stands in for a credential that could not be created, failing with the reason."""
-
-    def __init__(self, error: ConfigurationError) -> None:
-        self._error = error
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        raise self._error
-
-
-def _static_signing_key(access_key: Secret) -> SigningKey:
-    # The service ignores kid for a resource's own keys (the C# SDK sends a random one); a digest
-    # prefix keeps it the same in every worker, which helps when reading logs.
-    digest = hashlib.sha256(access_key.reveal().encode()).hexdigest()[:12]
-    return SigningKey(key_id=f"key-{digest}", secret=access_key)
+            await self.endpoints.aclose()
 
 
 class SignalRAuth:
-    """Azure SignalR Service authentication for one resource.
+    """Azure SignalR Service authentication for one resource, or several.
 
     Give it an ``endpoint`` and either a ``credential`` (any azure-identity credential: managed
     identity, workload identity, a service principal...) or, for local development, an
-    ``access_key``. Every other option is keyword-only with a safe default; see the README.
+    ``access_key``. For several resources give ``endpoints=[Endpoint(...), ...]`` instead (with
+    ``credential`` for those without their own), or use :meth:`from_connection_strings`. Every
+    other option is keyword-only with a safe default; see the README.
     """
 
     def __init__(
         self,
         *,
-        endpoint: str,
+        endpoint: str | None = None,
         credential: AnyCredential | None = None,
         access_key: str | None = None,
         client_endpoint: str | None = None,
         server_endpoint: str | None = None,
         port: int | None = None,
+        endpoints: Sequence[Endpoint] | None = None,
+        router: EndpointRouter | None = None,
         http_client: httpx2.AsyncClient | None = None,
         hubs: Sequence[ServerHub] = (),
         **options: Unpack[OptionsKwargs],
     ) -> None:
+        built = Options.build(**options)
+        if endpoints is not None:
+            if endpoint is not None or access_key is not None or port is not None:
+                msg = (
+                    "Pass endpoints=[Endpoint(...), ...] or endpoint=..., not both; with several "
+                    "endpoints each Endpoint carries its own access_key, client_endpoint and "
+                    "server_endpoint."
+                )
+                raise ConfigurationError(msg)
+            if client_endpoint is not None or server_endpoint is not None:
+                msg = "With endpoints=, give client_endpoint and server_endpoint to each Endpoint."
+                raise ConfigurationError(msg)
+            _check_credential(credential)
+            configs = resolve_endpoints(
+                endpoints, credential=credential, service_mode=built.mode == "service"
+            )
+            self._setup(
+                configs,
+                http_client=http_client,
+                options=built,
+                hubs=hubs,
+                router=router,
+                credential=credential,
+            )
+            return
+        if endpoint is None:
+            msg = (
+                "Pass endpoint= (the resource's URL, e.g. https://<name>.service.signalr.net) "
+                "or endpoints=[Endpoint(...), ...]."
+            )
+            raise ConfigurationError(msg)
         service = ServiceEndpoint.create(
             endpoint, port=port, client_endpoint=client_endpoint, server_endpoint=server_endpoint
         )
@@ -251,45 +210,46 @@ class SignalRAuth:
         if access_key is not None and (not isinstance(access_key, str) or not access_key):
             msg = "access_key must be a non-empty string."
             raise ConfigurationError(msg)
-        self._setup(
+        _check_credential(credential)
+        config = _single(
             service,
             credential=credential,
-            factory=None,
+            settings=None,
             access_key=Secret(access_key) if access_key is not None else None,
+            options=built,
+        )
+        self._setup(
+            [config],
             http_client=http_client,
-            options=Options.build(**options),
+            options=built,
             hubs=hubs,
+            router=router,
+            credential=credential,
         )
 
     def _setup(
         self,
-        endpoint: ServiceEndpoint,
+        configs: list[EndpointConfig],
         *,
-        credential: AnyCredential | None,
-        factory: Callable[[], AnyCredential] | None,
-        access_key: Secret | None,
         http_client: httpx2.AsyncClient | None,
         options: Options,
         hubs: Sequence[ServerHub],
+        router: EndpointRouter | None,
+        credential: AnyCredential | None = None,
     ) -> None:
-        if credential is not None and not callable(getattr(credential, "get_token", None)):
+        if router is not None and not isinstance(router, EndpointRouter):
             msg = (
-                "credential must be an azure-identity credential (TokenCredential or "
-                f"AsyncTokenCredential), not {type(credential).__name__}."
+                "router must have a choose(request, endpoints) method, such as "
+                f"StickyByUserRouter(), not {type(router).__name__}."
             )
             raise ConfigurationError(msg)
-        if access_key is not None and options.mode == "service":
-            msg = (
-                "mode='service' asks SignalR Service for client tokens with a Microsoft Entra "
-                "identity, but this configuration signs with an access key: pass credential= "
-                "(or a connection string with AuthType), or use mode='auto' or 'key'."
-            )
-            raise ConfigurationError(msg)
-        self.endpoint = endpoint
+        home = next(config for config in configs if config.type == "primary")
+        self.endpoint = home.service
         self.options = options
+        self._configs = configs
+        self._access_key = home.access_key
+        self._router = router
         self._credential = credential
-        self._credential_factory = factory
-        self._access_key = access_key
         self._http_client = http_client
         self._hubs = check_server_hubs(hubs, options.application_name)
         self._runtime: _Runtime | None = None
@@ -311,42 +271,149 @@ class SignalRAuth:
         ``AuthType=azure.msi`` (managed identity), ``azure.app`` (service principal), ``azure``
         (DefaultAzureCredential) or ``aad`` choose a credential, created at startup and closed at
         shutdown; ``credential=`` overrides that choice. Without ``AuthType`` the ``AccessKey``
-        signs tokens. With no argument, ``AZURE_SIGNALR_CONNECTION_STRING`` is read.
+        signs tokens. With no argument, ``AZURE_SIGNALR_CONNECTION_STRING`` is read, and the
+        ``Azure__SignalR__ConnectionString__<name>[__<type>]`` variables (several endpoints).
         """
         if connection_string is None:
+            named = endpoints_from_environment(os.environ)
+            if named:
+                return cls._from_endpoints(
+                    named,
+                    plain=os.environ.get(CONNECTION_STRING_VARIABLE) or None,
+                    credential=credential,
+                    http_client=http_client,
+                    hubs=hubs,
+                    options=options,
+                )
             connection_string = os.environ.get(CONNECTION_STRING_VARIABLE)
             if not connection_string:
                 msg = (
                     f"No connection string: pass one, or set {CONNECTION_STRING_VARIABLE}, e.g. "
                     "Endpoint=https://<name>.service.signalr.net;AuthType=azure.msi;Version=1.0;"
+                    f" (or, for several endpoints, {ENVIRONMENT_PREFIX}<name>[__secondary])"
                 )
                 raise ConfigurationError(msg)
         settings = parse_connection_string(
             connection_string, credential_given=credential is not None
         )
         if credential is not None and settings.auth_type is None and settings.access_key:
-            msg = (
-                "The connection string holds an AccessKey and credential= was passed too; remove "
-                "the AccessKey to use the credential, or drop credential= to sign with the key."
-            )
-            raise ConfigurationError(msg)
+            raise ConfigurationError(_KEY_AND_CREDENTIAL)
+        _check_credential(credential)
         entra = credential is not None or settings.auth_type is not None
         built = Options.build(**options)
-        auth = cls.__new__(cls)
-        auth._setup(
+        config = _single(
             settings.endpoint,
             credential=credential,
-            factory=partial(credential_from_settings, settings, timeout=built.credential_timeout)
-            if credential is None and entra
-            else None,
+            settings=settings if credential is None and entra else None,
             access_key=None if entra else settings.access_key,
+            options=built,
+        )
+        auth = cls.__new__(cls)
+        auth._setup(
+            [config],
             http_client=http_client,
             options=built,
             hubs=hubs,
+            router=None,
+            credential=credential,
+        )
+        return auth
+
+    @classmethod
+    def from_connection_strings(
+        cls,
+        connection_strings: Mapping[str, str] | None = None,
+        *,
+        credential: AnyCredential | None = None,
+        router: EndpointRouter | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        hubs: Sequence[ServerHub] = (),
+        **options: Unpack[OptionsKwargs],
+    ) -> SignalRAuth:
+        """Several resources, one connection string each, keyed ``"<name>"`` (a primary) or
+        ``"<name>:<primary|secondary>"``. Connection strings that name the same identity share
+        one credential and one Entra token. With no argument, the environment is read as
+        :meth:`from_connection_string` reads it."""
+        if connection_strings is None:
+            named = endpoints_from_environment(os.environ)
+            plain = os.environ.get(CONNECTION_STRING_VARIABLE) or None
+            if not named and plain is None:
+                msg = (
+                    f"No connection strings: pass a dict of them, or set {ENVIRONMENT_PREFIX}"
+                    f"<name>[__secondary] (one variable per endpoint) or {CONNECTION_STRING_VARIABLE}."
+                )
+                raise ConfigurationError(msg)
+        else:
+            if not isinstance(connection_strings, Mapping):
+                msg = (
+                    "connection_strings must be a dict of '<name>[:<type>]' to connection string, "
+                    f"not {type(connection_strings).__name__}."
+                )
+                raise ConfigurationError(msg)
+            named = []
+            for key, value in connection_strings.items():
+                endpoint = Endpoint.from_connection_string(
+                    key, value, credential_given=credential is not None
+                )
+                settings = endpoint.settings
+                if (
+                    credential is not None
+                    and settings is not None
+                    and settings.auth_type is None
+                    and settings.access_key
+                ):
+                    msg = f"Endpoint {endpoint.name!r}: {_KEY_AND_CREDENTIAL}"
+                    raise ConfigurationError(msg)
+                named.append(endpoint)
+            plain = None
+        return cls._from_endpoints(
+            named,
+            plain=plain,
+            credential=credential,
+            http_client=http_client,
+            hubs=hubs,
+            options=options,
+            router=router,
+        )
+
+    @classmethod
+    def _from_endpoints(
+        cls,
+        named: list[Endpoint],
+        *,
+        plain: str | None,
+        credential: AnyCredential | None,
+        http_client: httpx2.AsyncClient | None,
+        hubs: Sequence[ServerHub],
+        options: OptionsKwargs,
+        router: EndpointRouter | None = None,
+    ) -> SignalRAuth:
+        if plain is not None:
+            # As the .NET SDK merges Azure:SignalR:ConnectionString: one more, unnamed primary.
+            unnamed = Endpoint.from_connection_string(
+                "default", plain, credential_given=credential is not None
+            )
+            named = [*named, replace(unnamed, name="")]
+        built = Options.build(**options)
+        _check_credential(credential)
+        configs = resolve_endpoints(
+            named, credential=credential, service_mode=built.mode == "service"
+        )
+        auth = cls.__new__(cls)
+        auth._setup(
+            configs,
+            http_client=http_client,
+            options=built,
+            hubs=hubs,
+            router=router,
+            credential=credential,
         )
         return auth
 
     def __repr__(self) -> str:
+        if len(self._configs) > 1:
+            names = ", ".join(config.label for config in self._configs)
+            return f"SignalRAuth(endpoints=[{names}], mode={self.options.mode!r})"
         return (
             f"SignalRAuth(endpoint={self.endpoint.endpoint!r}, "
             f"authentication={self.authentication!r}, mode={self.options.mode!r})"
@@ -355,15 +422,63 @@ class SignalRAuth:
     @property
     def authentication(self) -> Literal["entra", "access_key"]:
         """``entra`` (a credential proves who the app is) or ``access_key`` (a configured key);
-        not to be confused with the ``mode`` option, which says who signs client tokens."""
+        not to be confused with the ``mode`` option, which says who signs client tokens. With
+        several endpoints: the first primary's."""
         return "access_key" if self._access_key is not None else "entra"
 
-    def _make_credential(self) -> tuple[AnyCredential, bool]:
-        """The credential, and whether this library created it (and so must close it)."""
-        if self._credential is not None:
-            return self._credential, False
-        assert self._credential_factory is not None
-        return self._credential_factory(), True
+    # -- several endpoints -------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> list[EndpointInfo]:
+        """The configured endpoints (while running: the current set, draining ones included)."""
+        runtime = self._runtime
+        if runtime is not None:
+            return [endpoint.info for endpoint in runtime.endpoints.all]
+        return [
+            EndpointInfo(
+                name=config.name,
+                type=config.type,
+                endpoint=config.service.endpoint,
+                client_endpoint=config.service.client_endpoint,
+            )
+            for config in self._configs
+        ]
+
+    async def add_endpoint(
+        self, endpoint: Endpoint, *, credential: AnyCredential | None = None
+    ) -> None:
+        """Add a resource while the app runs. Its keepers start at once and messages go there at
+        once; negotiations once it can issue client tokens and its health probes allow.
+        ``credential`` serves it unless it has its own (default: none; give one for Entra)."""
+        runtime = self._running("add_endpoint")
+        _check_credential(credential)
+        if credential is None:
+            credential = self._credential
+        config = resolve_endpoint(
+            endpoint, credential=credential, service_mode=self.options.mode == "service"
+        )
+        runtime.endpoints.check_addition(config)
+        await runtime.endpoints.add(config)
+        self._configs = [*self._configs, config]
+
+    async def remove_endpoint(self, name: str, *, drain: Duration = 0.0) -> None:
+        """Remove a resource while the app runs: no new negotiations go there at once; messages
+        still do while it drains (``drain`` seconds, or until its clients are gone where that is
+        known); then its keepers stop. Returns when it is gone."""
+        runtime = self._running("remove_endpoint")
+        seconds = to_seconds(drain, name="drain", allow_zero=True)
+        if runtime.endpoints.get(name) is None:
+            known = ", ".join(repr(endpoint.name) for endpoint in runtime.endpoints.all)
+            msg = f"No endpoint is named {name!r}; the endpoints are {known}."
+            raise ConfigurationError(msg)
+        await runtime.endpoints.remove(name, drain=seconds)
+        self._configs = [config for config in self._configs if config.name != name]
+
+    def _running(self, what: str) -> _Runtime:
+        if self._runtime is None:
+            msg = f"{what}() needs the app running: call it after startup (in a route, a task)."
+            raise RuntimeError(msg)
+        return self._runtime
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -399,43 +514,53 @@ class SignalRAuth:
             await stack.__aexit__(exc_type, exc, traceback)
 
     async def _await_first_key(self, runtime: _Runtime) -> None:
-        if await runtime.wait_ready(self.options.clock.now()):
-            return
-        if runtime.keys is not None:
-            also = ""
-            if runtime.probe_error is not None:
-                also = f" SignalR Service does not issue client tokens to it either: {runtime.probe_error}"
-            logger.warning(
-                "Starting without a SignalR access key after %.0f s: %s%s Negotiation answers 503 "
-                "until a key arrives.",
-                self.options.startup_timeout,
-                runtime.keys.not_ready(),
-                also,
+        not_ready = await runtime.endpoints.wait_ready(runtime.startup_deadline)
+        several = len(runtime.endpoints) > 1
+        for endpoint in not_ready:
+            where = f"endpoint {endpoint.config.label}: " if several else ""
+            then = (
+                "Negotiations go to the other endpoints" if several else "Negotiation answers 503"
             )
-        elif runtime.entra is not None:
-            error = runtime.entra.attempts.last_error
-            logger.warning(
-                "Starting without a Microsoft Entra token after %.0f s: %s Negotiation answers "
-                "503 until one arrives.",
-                self.options.startup_timeout,
-                error or "the first request to the credential is under way.",
-            )
+            if endpoint.keys is not None:
+                also = ""
+                if endpoint.probe_error is not None:
+                    also = (
+                        " SignalR Service does not issue client tokens to it either: "
+                        f"{endpoint.probe_error}"
+                    )
+                logger.warning(
+                    "Starting without a SignalR access key for %safter %.0f s: %s%s %s until a "
+                    "key arrives.",
+                    where,
+                    self.options.startup_timeout,
+                    endpoint.keys.not_ready(),
+                    also,
+                    then,
+                )
+            elif endpoint.entra is not None:
+                error = endpoint.entra.attempts.last_error
+                logger.warning(
+                    "Starting without a Microsoft Entra token for %safter %.0f s: %s %s until "
+                    "one arrives.",
+                    where,
+                    self.options.startup_timeout,
+                    error or "the first request to the credential is under way.",
+                    then,
+                )
 
     async def _await_server_connections(self, runtime: _Runtime) -> None:
-        servers = runtime.servers
-        if servers is None:
-            return
-        left = max(runtime.startup_deadline - self.options.clock.now(), 0.0)
-        with anyio.move_on_after(left):
-            await servers.wait_up()
-        for pool in servers.down():
-            logger.warning(
-                "Starting without a server connection for hub %r after %g s: %s Negotiation for "
-                "it answers 503 until one is up.",
-                pool.hub,
-                self.options.startup_timeout,
-                pool.not_ready(),
-            )
+        await runtime.endpoints.wait_server_connections(runtime.startup_deadline)
+        for endpoint in runtime.endpoints.all:
+            if endpoint.servers is None:
+                continue
+            for pool in endpoint.servers.down():
+                logger.warning(
+                    "Starting without a server connection for hub %r after %g s: %s Negotiation "
+                    "for it answers 503 until one is up.",
+                    pool.hub,
+                    self.options.startup_timeout,
+                    pool.not_ready(),
+                )
 
     @property
     def context(self) -> SignalRContext:
@@ -489,6 +614,11 @@ class SignalRAuth:
         ``mode="auto"`` gets them from the service for want of the key), ``starting`` (nothing
         yet, no failure yet), ``unavailable`` (no token can be issued) or ``stopped``.
         ``signing`` says who signs client tokens now: ``local`` or ``service``.
+
+        With several endpoints the top level describes the first primary, ``endpoints`` lists
+        each (name, type, status, usable and why not, last probe, key state), and ``status`` is
+        over all of them: ``unavailable`` when no endpoint can take a negotiation, ``starting``
+        when none can yet, ``degraded`` when some can but not every endpoint is ``ok``.
         """
         runtime = self._runtime
         report: dict[str, Any] = {
@@ -498,60 +628,79 @@ class SignalRAuth:
         }
         if runtime is None:
             return {"status": "stopped", **report}
-        report["signing"] = runtime.issuer.signing
+        home = runtime.endpoints.home
+        report["signing"] = home.issuer.signing
         status = "ok"
-        if runtime.entra is not None:
-            report["entra_token"] = runtime.entra.health()
-            if runtime.keys is not None:
-                report["access_key"] = runtime.keys.health()
-            if runtime.service is not None:
-                report["service_tokens"] = runtime.service.health()
-            status = _status(report)
-        if runtime.servers is not None:
-            report["server_connections"] = runtime.servers.health()
-            status = _worst(status, runtime.servers.status())
+        if home.entra is not None:
+            report["entra_token"] = home.entra.health()
+            if home.keys is not None:
+                report["access_key"] = home.keys.health()
+            if home.service is not None:
+                report["service_tokens"] = home.service.health()
+            status = home.signing_status()
+        if home.servers is not None:
+            report["server_connections"] = home.servers.health()
+            status = worst(status, home.servers.status())
+        if len(runtime.endpoints) > 1:
+            status = runtime.endpoints.status()
+            report["endpoints"] = runtime.endpoints.health()
         return {"status": status, **report}
 
     def not_ready(self) -> NotReadyError | None:
         """Why negotiation would fail now for want of a key, or ``None`` if it would not."""
         runtime = self._runtime
-        if runtime is None or runtime.keys is None or runtime.issuer.signing == "service":
+        if runtime is None:
+            return None
+        home = runtime.endpoints.home
+        if home.keys is None or home.issuer.signing == "service":
             return None
         try:
-            runtime.keys.current()
+            home.keys.current()
         except NotReadyError as exc:
             return exc
         return None
 
 
-_SEVERITY = ("ok", "degraded", "starting", "unavailable")
+def _check_credential(credential: object) -> None:
+    if credential is not None and not callable(getattr(credential, "get_token", None)):
+        msg = (
+            "credential must be an azure-identity credential (TokenCredential or "
+            f"AsyncTokenCredential), not {type(credential).__name__}."
+        )
+        raise ConfigurationError(msg)
 
 
-def _worst(status: str, other: str | None) -> str:
-    """The worse of two statuses (``None``: no opinion)."""
-    if other is None or status not in _SEVERITY:
-        return status
-    return max(status, other, key=_SEVERITY.index)
+_KEY_AND_CREDENTIAL = (
+    "The connection string holds an AccessKey and credential= was passed too; remove the "
+    "AccessKey to use the credential, or drop credential= to sign with the key."
+)
 
 
-def _status(report: dict[str, Any]) -> str:
-    """The health status from the snapshots of the parts in use."""
-    service = report.get("service_tokens")
-    if report["signing"] == "service":
-        assert service is not None
-        entra = report["entra_token"]
-        if service["consecutive_failures"]:
-            return "unavailable"
-        if entra["valid"]:
-            failing = entra["consecutive_failures"] or report["client_tokens"] == "auto"
-            return "degraded" if failing else "ok"
-        return "unavailable" if entra["consecutive_failures"] else "starting"
-    keys = report["access_key"]
-    if keys["valid"]:
-        return "degraded" if keys["consecutive_failures"] else "ok"
-    if keys["consecutive_failures"] or keys["key_id"]:
-        return "unavailable"
-    return "starting"
+def _single(
+    service: ServiceEndpoint,
+    *,
+    credential: AnyCredential | None,
+    settings: ConnectionSettings | None,
+    access_key: Secret | None,
+    options: Options,
+) -> EndpointConfig:
+    """The one endpoint of the single-resource forms."""
+    if access_key is not None and options.mode == "service":
+        msg = (
+            "mode='service' asks SignalR Service for client tokens with a Microsoft Entra "
+            "identity, but this configuration signs with an access key: pass credential= "
+            "(or a connection string with AuthType), or use mode='auto' or 'key'."
+        )
+        raise ConfigurationError(msg)
+    return EndpointConfig(
+        name="",
+        type="primary",
+        service=service,
+        access_key=access_key,
+        identity=None if access_key is not None else ("single",),
+        credential=credential,
+        settings=settings,
+    )
 
 
 def _spawn_detached(function: Callable[[_Runtime], Any], runtime: _Runtime) -> None:

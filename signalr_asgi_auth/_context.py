@@ -9,11 +9,12 @@ from typing import Any
 from . import _telemetry as telemetry
 from ._client_tokens import ClaimValue, build_claims, check_lifetime
 from ._endpoint import ServiceEndpoint
-from ._errors import NotReadyError, SignalRAuthError
-from ._hubs import HubAddresses
+from ._errors import SignalRAuthError
+from ._hubs import HubAddress
 from ._options import Options
-from ._rest import HubClient, RestClient
-from ._signing import ClientTokenIssuer, KeySource, StaticKey
+from ._rest import HubClient
+from ._signing import KeySource, StaticKey
+from .endpoints import EndpointRuntime, EndpointSet
 
 __all__ = ["KeySource", "SignalRContext", "StaticKey"]
 
@@ -30,20 +31,28 @@ class SignalRContext:
     def __init__(
         self,
         *,
-        endpoint: ServiceEndpoint,
+        endpoints: EndpointSet,
         options: Options,
-        issuer: ClientTokenIssuer,
         health: Callable[[], dict[str, Any]],
-        rest: RestClient,
-        server_connections: Callable[[str], NotReadyError | None] | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self._servers_down = server_connections
+        self._endpoints = endpoints
         self._options = options
-        self._issuer = issuer
         self._health = health
-        self._rest = rest
-        self._hubs = HubAddresses(endpoint, options.application_name)
+
+    @property
+    def endpoint(self) -> ServiceEndpoint:
+        """The resource (with several: the first primary)."""
+        return self._endpoints.home.config.service
+
+    @property
+    def endpoints(self) -> EndpointSet:
+        """Every endpoint of the app, for code that works across them (REST fan-out, Default mode)."""
+        return self._endpoints
+
+    @property
+    def routed(self) -> bool:
+        """Whether negotiations are routed among several endpoints (the router may read the request)."""
+        return self._endpoints.single is None
 
     def __repr__(self) -> str:
         return f"SignalRContext(endpoint={self.endpoint.endpoint!r})"
@@ -56,6 +65,7 @@ class SignalRContext:
         claims: Mapping[str, ClaimValue] | None = None,
         roles: Sequence[str] = (),
         lifetime: float | timedelta | None = None,
+        request: Any = None,
     ) -> dict[str, str]:
         """The reply for a client's negotiate request: ``{"url": ..., "accessToken": ...}``.
 
@@ -64,12 +74,14 @@ class SignalRContext:
         (and, for a hub of ``hubs=``, while none of its server connections is up),
         and :class:`ServiceError` when SignalR Service fails to issue a token. A service-issued
         token lives whole minutes: ``lifetime`` is rounded up to the next minute.
+
+        With several endpoints the router picks one (``request``, the Starlette request, is
+        handed to it), and the token and URL are that endpoint's; :class:`NoUsableEndpointError`
+        when none is usable.
         """
         try:
-            address = self._hubs.get(hub)
-            if self._servers_down is not None and (down := self._servers_down(address.prefixed)):
-                raise down  # Default mode: the service would refuse the client
-            token = await self._issuer.issue(
+            endpoint, address = self._endpoint_for(hub, user_id, request)
+            token = await endpoint.issuer.issue(
                 address,
                 user_id=user_id,
                 payload=build_claims(user_id=user_id, claims=claims, roles=roles),
@@ -81,6 +93,18 @@ class SignalRContext:
         telemetry.count_negotiation(hub, "ok")
         return {"url": address.url, "accessToken": token}
 
+    def _endpoint_for(
+        self, hub: str, user_id: str | None, request: Any
+    ) -> tuple[EndpointRuntime, HubAddress]:
+        single = self._endpoints.single
+        if single is None:
+            return self._endpoints.choose(hub, user_id=user_id, request=request)
+        address = single.hubs.get(hub)
+        servers = single.servers
+        if servers is not None and (down := servers.not_ready(address.prefixed)):
+            raise down  # Default mode: the service would refuse the client ("No server available")
+        return single, address
+
     async def client_token(
         self,
         hub: str,
@@ -90,9 +114,11 @@ class SignalRContext:
         roles: Sequence[str] = (),
         lifetime: float | timedelta | None = None,
     ) -> str:
-        """A client access token for ``hub`` alone (for clients that know the service URL)."""
-        return await self._issuer.issue(
-            self._hubs.get(hub),
+        """A client access token for ``hub`` alone (for clients that know the service URL; with
+        several endpoints, the first primary's: use :meth:`negotiate` to route)."""
+        home = self._endpoints.home
+        return await home.issuer.issue(
+            home.hubs.get(hub),
             user_id=user_id,
             payload=build_claims(user_id=user_id, claims=claims, roles=roles),
             lifetime=self._lifetime(lifetime),
@@ -100,12 +126,12 @@ class SignalRContext:
 
     def client_url(self, hub: str) -> str:
         """Where clients of ``hub`` connect: ``{client endpoint}/client/?hub={hub}``."""
-        return self._hubs.get(hub).url
+        return self._endpoints.home.hubs.get(hub).url
 
     def hub(self, name: str) -> HubClient:
         """The REST API client for hub ``name``: send to everyone, a user, a group or a connection,
         manage groups, check existence, close connections. Cheap: make one wherever needed."""
-        return HubClient(self._rest, name)
+        return HubClient(self._endpoints.home.rest, name)
 
     def health(self) -> dict[str, Any]:
         """A JSON-ready snapshot of the keepers (no secrets); see :meth:`SignalRAuth.health`."""

@@ -7,6 +7,7 @@
     │   ├── TokenTooLongError                      the client token would exceed the service's 4 KB limit
     │   └── UpstreamBodyError                      an upstream body over max_body_size (413) or too slow (408)
     ├── NotReadyError                              no usable signing key (yet); the keepers keep trying
+    │   └── NoUsableEndpointError                  of several endpoints, none is usable now (reasons per endpoint)
     ├── ProtocolError (also a ValueError)          bytes on a Default-mode wire that cannot be read
     ├── UpstreamAuthenticationError                an upstream request carries no credential we accept (401)
     └── ServiceError                               Microsoft Entra ID or SignalR Service answered badly
@@ -31,6 +32,7 @@ __all__ = [
     "ConnectionStringError",
     "EntraTokenError",
     "InvalidInputError",
+    "NoUsableEndpointError",
     "NotReadyError",
     "PartialSendError",
     "PermissionDeniedError",
@@ -86,6 +88,15 @@ class NotReadyError(SignalRAuthError):
         super().__init__(message)
         self.retry_after = retry_after
         self.cause = cause
+
+
+class NoUsableEndpointError(NotReadyError):
+    """Raised when, of several endpoints, none can take a negotiation now. ``reasons`` says why,
+    per endpoint name; the negotiate endpoint answers 503 with them and ``Retry-After``."""
+
+    def __init__(self, message: str, *, retry_after: float, reasons: Mapping[str, str]) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.reasons = dict(reasons)
 
 
 class ProtocolError(SignalRAuthError, ValueError):

@@ -134,6 +134,12 @@ class EntraTokenKeeper:
         """Whether a token was ever fetched (it may have expired since)."""
         return self._token is not None or self.attempts.fetches > 0
 
+    @property
+    def valid(self) -> bool:
+        """Whether the token held is still valid now."""
+        token = self._token
+        return token is not None and self._clock.now() < token.expires_on
+
     async def get(self) -> EntraToken:
         """A token that is still valid: the one held, or a fresh one if it is missing or expiring."""
         token = self._token

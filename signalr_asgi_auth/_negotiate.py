@@ -23,6 +23,7 @@ from ._context import SignalRContext
 from ._errors import (
     InvalidInputError,
     NotReadyError,
+    NoUsableEndpointError,
     ServiceError,
     SignalRAuthError,
     TokenTooLongError,
@@ -72,13 +73,18 @@ def error_response(exc: SignalRAuthError) -> JSONResponse:
     elif isinstance(exc, NotReadyError):
         status, code = 503, "not_ready"
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        if isinstance(exc, NoUsableEndpointError):
+            code = "no_usable_endpoint"
     else:
         status, code = 503, "service_error" if isinstance(exc, ServiceError) else "unavailable"
         retry = exc.retry_after if isinstance(exc, ServiceError) and exc.retry_after else None
         headers["Retry-After"] = str(max(1, math.ceil(retry or _SERVICE_RETRY_AFTER)))
     if status >= 500:
         _failures.warn(str(exc))
-    return JSONResponse({"code": code, "error": str(exc)}, status_code=status, headers=headers)
+    body: dict[str, Any] = {"code": code, "error": str(exc)}
+    if isinstance(exc, NoUsableEndpointError):
+        body["endpoints"] = exc.reasons
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def signalr_exception_handler(request: Request, exc: Exception) -> Response:
@@ -158,9 +164,15 @@ class _NegotiateEndpoint:
         if not isinstance(context, SignalRContext):
             context = get_context(Request(scope, receive))  # raises what is missing
         if not self._per_request:
+            if context.routed:  # the router may read the request
+                return await context.negotiate(
+                    self.hub, request=Request(scope, receive), **self._fixed
+                )
             return await context.negotiate(self.hub, **self._fixed)
         request = Request(scope, receive)
-        arguments = dict(self._fixed)
+        arguments: dict[str, Any] = dict(self._fixed)
+        if context.routed:
+            arguments["request"] = request
         for name, function in self._per_request:
             value = function(request)
             if not isinstance(value, _PLAIN) and inspect.isawaitable(value):

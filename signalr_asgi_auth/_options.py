@@ -49,6 +49,8 @@ class OptionsKwargs(TypedDict, total=False):
     service_token_cache_fraction: float
     service_token_cache_size: int
     server_connection_count: int
+    health_check_interval: Duration
+    health_check_timeout: Duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class Options:
     service_token_cache_fraction: float = 0.5
     service_token_cache_size: int = 10_000
     server_connection_count: int = 5
+    health_check_interval: float = 30.0
+    health_check_timeout: float = 2.0
 
     @classmethod
     def build(
@@ -96,6 +100,8 @@ class Options:
         service_token_cache_fraction: float = 0.5,
         service_token_cache_size: int = 10_000,
         server_connection_count: int = 5,
+        health_check_interval: Duration = 30.0,
+        health_check_timeout: Duration = 2.0,
     ) -> Options:
         if not isinstance(scope, str) or not scope.strip() or any(c.isspace() for c in scope):
             msg = f"scope must be one Entra scope such as {DEFAULT_SCOPE!r}."
@@ -131,6 +137,8 @@ class Options:
             service_token_cache_fraction=_fraction(service_token_cache_fraction),
             service_token_cache_size=_cache_size(service_token_cache_size),
             server_connection_count=_connection_count(server_connection_count),
+            health_check_interval=to_seconds(health_check_interval, name="health_check_interval"),
+            health_check_timeout=to_seconds(health_check_timeout, name="health_check_timeout"),
         )
         options._check_consistency()
         return options
@@ -148,6 +156,12 @@ class Options:
                 f"key_refresh_interval ({self.key_refresh_interval:g} s) must be shorter than "
                 f"key_lifetime minus key_expiry_margin ({usable:g} s), or keys would expire "
                 "before they are refreshed."
+            )
+            raise ConfigurationError(msg)
+        if self.health_check_timeout >= self.health_check_interval:
+            msg = (
+                f"health_check_timeout ({self.health_check_timeout:g} s) must be shorter than "
+                f"health_check_interval ({self.health_check_interval:g} s)."
             )
             raise ConfigurationError(msg)
         if self.retry_initial_delay > self.retry_max_delay:

@@ -13,6 +13,10 @@ The real azure-identity and real SignalR clients talk to it over HTTP::
         os.environ.update(emu.app_service_env(url))
         ...
 
+Several resources of one tenant (for several endpoints and failover) share an
+:class:`IdentityAuthority`: ``Emulator(resource_id=resource_id_named("west"), authority=east.authority)``,
+or :func:`local_emulators` for a running set.
+
 For examples and local runs, :func:`local_emulator` does all of that (the system-assigned identity
 holds SignalR App Server and SignalR REST API Owner), and ``python -m signalr_asgi_auth emulator``
 runs one in the foreground.
@@ -29,6 +33,7 @@ emulator's own calls to the app's upstream are logged as ``upstream.call`` (see 
 """
 
 from ._access_keys import IssuedKey
+from ._authority import IdentityAuthority
 from ._clock import EmulatorClock
 from ._config import (
     EmulatorConfig,
@@ -40,10 +45,10 @@ from ._config import (
 )
 from ._connections import ClientConnection, ConnectionRegistry
 from ._directory import Assignment, Principal
-from ._emulator import DEFAULT_RESOURCE_ID, DEFAULT_TENANT_ID, Emulator
+from ._emulator import DEFAULT_RESOURCE_ID, DEFAULT_TENANT_ID, Emulator, resource_id_named
 from ._entra import SIGNALR_AUDIENCES, EntraTokenError
 from ._faults import Fault
-from ._local import LocalEmulator, local_emulator
+from ._local import LocalEmulator, LocalEmulators, local_emulator, local_emulators
 from ._log import LogEntry, RequestLog
 from ._server import ServedApp, serve, serve_in_thread
 from ._servers import ServerConnection
@@ -63,8 +68,10 @@ __all__ = [
     "EmulatorConfigError",
     "EntraTokenError",
     "Fault",
+    "IdentityAuthority",
     "IssuedKey",
     "LocalEmulator",
+    "LocalEmulators",
     "LogEntry",
     "ManagedIdentityAuth",
     "Principal",
@@ -77,7 +84,9 @@ __all__ = [
     "UpstreamTemplate",
     "load_config",
     "local_emulator",
+    "local_emulators",
     "parse_config",
+    "resource_id_named",
     "serve",
     "serve_in_thread",
 ]

@@ -11,15 +11,18 @@ import logging
 import shlex
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlencode
 
+from ._authority import IdentityAuthority
 from ._config import EmulatorConfig, EmulatorConfigError, load_config
-from ._emulator import Emulator
+from ._emulator import Emulator, resource_id_named
+from ._local import parse_resource_names
 from ._log import LogEntry
 from ._roles import ResourceId
-from ._server import run_in_foreground
+from ._server import run_in_foreground, serve_in_thread
 from ._servers import SERVICE_MODES
 from ._upstream import UpstreamSettings, is_loopback
 
@@ -71,6 +74,15 @@ def add_emulator_command(
         ),
     )
     parser.add_argument(
+        "--resources",
+        metavar="NAME[,NAME...]",
+        help=(
+            "several SignalR resources of one tenant (shared identity endpoint and roles), each on "
+            "its own port from --port up; a name may end in :secondary (e.g. "
+            "east,west,backup:secondary). Prints one Azure__SignalR__ConnectionString__<name> each"
+        ),
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="listen on a non-loopback address (the emulator gives tokens to anyone who asks)",
@@ -96,20 +108,43 @@ def run_emulator(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             config = dataclasses.replace(config, service_mode=args.service_mode)
         if args.upstream:
             config = _with_upstream(config, args.upstream)
-        emulator = config.build()
+        if args.resources is None:
+            resources = {"": "primary"}
+            emulator = config.build()
+            others: list[tuple[str, Emulator]] = []
+        else:
+            resources = parse_resource_names(args.resources.split(","))
+            authority = IdentityAuthority()
+            built = [
+                (name, config.build(authority=authority, resource_id=resource_id_named(name)))
+                for name in resources
+            ]
+            (_, emulator), others = built[0], built[1:]
     except (EmulatorConfigError, ValueError) as error:
         err.write(f"{error}\n")
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    emulator.log.add_listener(_request_printer(emulator, out))
+    for _, each in [("", emulator), *others]:
+        each.log.add_listener(_request_printer(each, out))
     try:
-        run_in_foreground(
-            emulator.app,
-            host=args.host,
-            port=args.port,
-            ready=lambda url: _write(out, banner(emulator, url)),
-            allow_remote=args.allow_remote,
-        )
+        with ExitStack() as stack:
+            served = [
+                (name, other, stack.enter_context(_serve_beside(other, args, offset)))
+                for offset, (name, other) in enumerate(others, start=1)
+            ]
+            first = next(iter(resources))
+            run_in_foreground(
+                emulator.app,
+                host=args.host,
+                port=args.port,
+                ready=lambda url: _write(
+                    out,
+                    banner(
+                        emulator, url, resources=_several(first, emulator, url, served, resources)
+                    ),
+                ),
+                allow_remote=args.allow_remote,
+            )
     except OSError as error:
         err.write(f"Cannot listen on {args.host}:{args.port}: {error.strerror or error}.\n")
         return 1
@@ -117,6 +152,27 @@ def run_emulator(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         pass
     _write(out, "Emulator stopped.\n")
     return 0
+
+
+def _serve_beside(
+    emulator: Emulator, args: argparse.Namespace, offset: int
+) -> AbstractContextManager[str]:
+    port = 0 if args.port == 0 else args.port + offset
+    return serve_in_thread(emulator.app, host=args.host, port=port, allow_remote=args.allow_remote)
+
+
+def _several(
+    first: str,
+    emulator: Emulator,
+    url: str,
+    served: list[tuple[str, Emulator, str]],
+    types: dict[str, str],
+) -> list[tuple[str, str, Emulator, str]] | None:
+    if not first:
+        return None
+    return [(first, types[first], emulator, url)] + [
+        (name, types[name], emulator, at) for name, emulator, at in served
+    ]
 
 
 def _with_upstream(config: EmulatorConfig, url_templates: list[str]) -> EmulatorConfig:
@@ -129,17 +185,36 @@ def _with_upstream(config: EmulatorConfig, url_templates: list[str]) -> Emulator
     return dataclasses.replace(config, upstream=upstream)
 
 
-def banner(emulator: Emulator, url: str) -> str:
-    """What the command prints once it listens: the connection string and the app's environment."""
+def banner(
+    emulator: Emulator,
+    url: str,
+    *,
+    resources: list[tuple[str, str, Emulator, str]] | None = None,
+) -> str:
+    """What the command prints once it listens: the connection string and the app's environment.
+
+    ``resources`` (name, type, emulator, URL; the first is ``emulator`` itself) when several
+    resources of one tenant run: one ``Azure__SignalR__ConnectionString__<name>`` each."""
     public = emulator.public_url or url
     connection_string = emulator.connection_string(public)
-    environment = {
-        **emulator.app_service_env(url),
-        "AZURE_SIGNALR_CONNECTION_STRING": connection_string,
-    }
+    environment = {**emulator.app_service_env(url)}
+    if resources is None:
+        environment["AZURE_SIGNALR_CONNECTION_STRING"] = connection_string
+        listening = [
+            f"Azure SignalR emulator listening on {url}",
+            f"Resource: {emulator.resource_id}",
+        ]
+    else:
+        listening = ["Azure SignalR emulator: several resources of one tenant"]
+        for name, kind, each, at in resources:
+            suffix = "" if kind == "primary" else f"__{kind}"
+            environment[f"Azure__SignalR__ConnectionString__{name}{suffix}"] = (
+                each.connection_string(each.public_url or at)
+            )
+            listening.append(f"  {name} ({kind}) on {at}: {each.resource_id}")
+        connection_string = "(one per resource, in the environment below)"
     lines = [
-        f"Azure SignalR emulator listening on {url}",
-        f"Resource: {emulator.resource_id}",
+        *listening,
         f"Service mode: {emulator.service_mode.capitalize()}"
         + (" (app servers connect at /server/)" if emulator.service_mode == "default" else ""),
         "",
@@ -187,7 +262,14 @@ def _upstreams(emulator: Emulator) -> list[str]:
 
 
 def _scope_note(scope: ResourceId, resource: ResourceId) -> str:
-    return "" if scope == resource else f" at {scope}"
+    if scope == resource:
+        return ""
+    # Another resource of the same tenant (several resources) is named by its name alone.
+    same_group = (scope.subscription, scope.resource_group) == (
+        resource.subscription,
+        resource.resource_group,
+    )
+    return f" at {scope.name}" if scope.name and same_group else f" at {scope}"
 
 
 def format_entry(entry: LogEntry, principal_name: str | None = None) -> str:

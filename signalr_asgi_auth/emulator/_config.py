@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from .._endpoint import normalize_url
+from ._authority import IdentityAuthority
 from ._emulator import DEFAULT_RESOURCE_ID, Emulator
 from ._roles import ResourceId, role_named
 from ._servers import SERVICE_MODES
@@ -129,19 +130,28 @@ class EmulatorConfig:
     principals: tuple[PrincipalConfig, ...] = ()
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
 
-    def build(self) -> Emulator:
-        """A new emulator with this resource, these identities, role assignments and upstream."""
+    def build(
+        self, *, authority: IdentityAuthority | None = None, resource_id: str | None = None
+    ) -> Emulator:
+        """A new emulator with this resource, these identities, role assignments and upstream.
+
+        With ``authority`` it is one more resource of that tenant (``resource_id`` then names it,
+        since two resources cannot share an id): a principal the tenant has already (by name) is
+        reused, and the roles are assigned again with this resource as the default scope.
+        """
         emulator = Emulator(
-            resource_id=self.resource_id,
+            resource_id=resource_id or self.resource_id,
             service_mode=self.service_mode,
             ping_interval=self.ping_interval,
             public_url=self.public_url,
             upstream=self.upstream,
+            authority=authority,
         )
         for grant in self.system_roles:
             emulator.assign(emulator.system_identity, grant.role, grant.scope)
+        known = {principal.name: principal for principal in emulator.principals}
         for principal in self.principals:
-            added = emulator.add_principal(
+            added = known.get(principal.name) or emulator.add_principal(
                 principal.name, client_id=principal.client_id, object_id=principal.object_id
             )
             for grant in principal.roles:

@@ -1,4 +1,5 @@
-"""The emulated tenant's managed identities and their role assignments on the SignalR resource."""
+"""The emulated tenant's managed identities and their role assignments, seen from one SignalR
+resource (several resources of one tenant see the same principals and assignments)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ._roles import BuiltInRole, ResourceId, role_named, scope_covers
 
-__all__ = ["Assignment", "Directory", "Principal"]
+__all__ = ["Assignment", "Directory", "Principal", "PrincipalStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +32,34 @@ class Assignment:
     assignment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
+class PrincipalStore:
+    """A tenant's principals and role assignments, shared by the :class:`Directory` of each of its
+    resources.
+
+    Tests change it from their own thread while the server threads read it, hence the lock.
+    """
+
+    __slots__ = ("assignments", "lock", "principals")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.principals: list[Principal] = []
+        self.assignments: list[Assignment] = []
+
+
 class Directory:
     """Principals and role assignments, and the RBAC decision for one SignalR resource.
 
-    Tests change it from their own thread while the server thread reads it, hence the lock.
+    ``store`` is the tenant's (shared with its other resources); a new one when not given. An
+    assignment is the tenant's, but it covers a resource only through its scope, as in Azure.
     """
 
-    def __init__(self, resource_id: ResourceId) -> None:
+    def __init__(self, resource_id: ResourceId, store: PrincipalStore | None = None) -> None:
         self.resource_id = resource_id
-        self._lock = threading.Lock()
-        self._principals: list[Principal] = []
-        self._assignments: list[Assignment] = []
+        self.store = PrincipalStore() if store is None else store
+        self._lock = self.store.lock
+        self._principals = self.store.principals
+        self._assignments = self.store.assignments
 
     def add_principal(
         self, name: str, *, client_id: str | None = None, object_id: str | None = None

@@ -9,10 +9,10 @@ from typing import Any, Literal
 from .._endpoint import normalize_url
 from ._access_keys import AccessKeyStore, IssuedKey
 from ._app import ROUTE_NAMES, SERVER_ROUTE, WEBSOCKET_ROUTE, EmulatorApp, build_app
+from ._authority import DEFAULT_TENANT_ID, IdentityAuthority
 from ._clock import EmulatorClock
 from ._connections import ClientConnection, ConnectionRegistry, NegotiatedConnections
 from ._directory import Assignment, Directory, Principal
-from ._entra import EntraAuthority
 from ._faults import Fault, FaultTable
 from ._log import RequestLog
 from ._roles import BuiltInRole, ResourceId
@@ -20,13 +20,20 @@ from ._servers import ServerConnection, ServerConnections, ServiceModeSetting
 from ._state import EmulatorState, PublicAddress
 from ._upstream import UpstreamSettings, UpstreamTable
 
-__all__ = ["DEFAULT_RESOURCE_ID", "DEFAULT_TENANT_ID", "Emulator"]
+__all__ = ["DEFAULT_RESOURCE_ID", "DEFAULT_TENANT_ID", "Emulator", "resource_id_named"]
 
-DEFAULT_RESOURCE_ID = (
+_RESOURCE_PREFIX = (
     "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourceGroups/rg-signalr"
-    "/providers/Microsoft.SignalRService/SignalR/emulated-signalr"
+    "/providers/Microsoft.SignalRService/SignalR/"
 )
-DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000e1"
+DEFAULT_RESOURCE_ID = _RESOURCE_PREFIX + "emulated-signalr"
+
+
+def resource_id_named(name: str) -> str:
+    """The id of a SignalR resource called ``name`` in the default resource group: one per
+    resource when several emulators share an authority (same group, so that a role at the group
+    covers them all)."""
+    return _RESOURCE_PREFIX + name
 
 
 class Emulator:
@@ -55,16 +62,17 @@ class Emulator:
         self,
         *,
         resource_id: str = DEFAULT_RESOURCE_ID,
-        tenant_id: str = DEFAULT_TENANT_ID,
+        tenant_id: str | None = None,
         access_keys: tuple[str, str] | None = None,
         key_lifetime: float = 90 * 60,
-        token_lifetime: float = 24 * 3600,
+        token_lifetime: float | None = None,
         public_url: str | None = None,
         ping_interval: float = 15.0,
         upstream: UpstreamSettings | None = None,
         service_mode: str = "serverless",
         server_ping_interval: float = 5.0,
         server_timeout: float = 30.0,
+        authority: IdentityAuthority | None = None,
     ) -> None:
         resource = ResourceId.parse(resource_id)
         if resource.name is None:
@@ -72,14 +80,11 @@ class Emulator:
                 f"resource_id must name a SignalR resource, not a {resource.level}: {resource_id!r}"
             )
             raise ValueError(msg)
-        if not tenant_id.strip():
-            msg = "tenant_id must not be empty."
-            raise ValueError(msg)
         if access_keys is not None and (len(access_keys) != 2 or not all(access_keys)):
             msg = "access_keys must be two non-empty strings: (primary, secondary)."
             raise ValueError(msg)
-        if key_lifetime <= 0 or token_lifetime <= 0:
-            msg = "key_lifetime and token_lifetime must be positive numbers of seconds."
+        if key_lifetime <= 0:
+            msg = "key_lifetime must be positive (seconds)."
             raise ValueError(msg)
         if not ping_interval > 0:
             msg = f"ping_interval must be a positive number of seconds, got {ping_interval!r}."
@@ -90,18 +95,29 @@ class Emulator:
         mode = ServiceModeSetting(service_mode)
         if public_url is not None:
             public_url = normalize_url(public_url, key="public_url")
-        self.clock = EmulatorClock()
-        self.tenant_id = tenant_id
+        if authority is None:
+            authority = IdentityAuthority(
+                tenant_id=DEFAULT_TENANT_ID if tenant_id is None else tenant_id,
+                token_lifetime=24 * 3600 if token_lifetime is None else token_lifetime,
+            )
+        elif tenant_id is not None or token_lifetime is not None:
+            msg = (
+                "tenant_id and token_lifetime belong to the authority: leave them out when "
+                "passing authority=."
+            )
+            raise ValueError(msg)
+        authority.register(resource)
+        self.authority = authority
+        self.clock: EmulatorClock = authority.clock
+        self.tenant_id = authority.tenant_id
         self._access_keys = access_keys or (secrets.token_urlsafe(32), secrets.token_urlsafe(32))
-        directory = Directory(resource)
-        self.system_identity = directory.add_principal("system-assigned")
-        self.identity_header = secrets.token_urlsafe(24)
+        directory = Directory(resource, authority.principals)
+        self.system_identity = authority.system_identity
+        self.identity_header = authority.identity_header
         self._state = EmulatorState(
             clock=self.clock,
             directory=directory,
-            entra=EntraAuthority(
-                tenant_id=tenant_id, clock=self.clock, token_lifetime=token_lifetime
-            ),
+            entra=authority.entra,
             access_keys=AccessKeyStore(clock=self.clock, key_lifetime=key_lifetime),
             faults=FaultTable(ROUTE_NAMES, websocket_routes=(WEBSOCKET_ROUTE, SERVER_ROUTE)),
             log=RequestLog(),

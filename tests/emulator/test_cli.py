@@ -153,3 +153,55 @@ def test_the_service_mode_option(capsys: pytest.CaptureFixture[str]) -> None:
         Emulator(service_mode="default"), "http://127.0.0.1:8888"
     )
     assert "Service mode: Serverless" in banner(Emulator(), "http://127.0.0.1:8888")
+
+
+def test_several_resources_share_the_identity_endpoint_and_print_a_variable_each() -> None:
+    command = [sys.executable, "-m", "signalr_asgi_auth", "emulator", "--port", "0"]
+    command += ["--resources", "east,backup:secondary"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        lines = Lines(process)
+        lines.until(r"several resources of one tenant", STARTUP_TIMEOUT)
+        east = lines.until(r"^  east \(primary\) on (http://127\.0\.0\.1:\d+): .*/SignalR/east$")[1]
+        backup = lines.until(r"^  backup \(secondary\) on (http://127\.0\.0\.1:\d+): .*/backup$")[1]
+        lines.until(rf"^export IDENTITY_ENDPOINT={re.escape(east)}/msi/token$")
+        header = lines.until(r"^export IDENTITY_HEADER=(\S+)$")[1]
+        lines.until(
+            rf"^export Azure__SignalR__ConnectionString__backup__secondary='Endpoint="
+            rf"{re.escape(backup)};AuthType=azure\.msi;Version=1\.0;'$"
+        )
+        lines.until(r"system-assigned: .*SignalR App Server at backup")
+        lines.until(r"^Requests")
+
+        token = httpx2.get(
+            f"{east}/msi/token",
+            params={"api-version": "2019-08-01", "resource": "https://signalr.azure.com"},
+            headers={"X-IDENTITY-HEADER": header},
+            timeout=TIMEOUT,
+        ).json()["access_token"]
+        key = httpx2.get(
+            f"{backup}/api/v1/auth/accessKey",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT,
+        )
+        assert key.status_code == 200
+        lines.until(r"signalr\.access_key +GET .* -> 200  principal=system-assigned")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        errors = process.stderr.read()
+        process.stdout.close()  # type: ignore[union-attr]
+        process.stderr.close()
+    assert "ERROR" not in errors
+
+
+def test_bad_resource_names_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulator", "--port", "0", "--resources", "east,east"]) == 2
+    assert "given twice" in capsys.readouterr().err

@@ -1,0 +1,63 @@
+"""Helpers for the several-endpoints tests: a compressed clock and emulators served side by side."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import jwt
+
+from signalr_asgi_auth.emulator import Emulator, serve_in_thread
+
+FACTOR = 100.0
+"""Clock seconds per real second: a 30 s probe interval takes 0.3 s."""
+
+
+class FastClock:
+    """Wall-clock time that runs ``factor`` times faster than real time, sleeps included."""
+
+    def __init__(self, factor: float = FACTOR) -> None:
+        self.factor = factor
+        self._start = time.time()
+        self._real = time.monotonic()
+
+    def now(self) -> float:
+        return self._start + (time.monotonic() - self._real) * self.factor
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(seconds, 0.0) / self.factor)
+
+
+@contextmanager
+def served(count: int) -> Iterator[list[tuple[Emulator, str]]]:
+    """``count`` emulators, each its own resource with its own keys, on their own ports."""
+    with ExitStack() as stack:
+        pairs = []
+        for _ in range(count):
+            emulator = Emulator()
+            pairs.append((emulator, stack.enter_context(serve_in_thread(emulator.app))))
+        yield pairs
+
+
+def key_string(emulator: Emulator, url: str) -> str:
+    return emulator.connection_string(url, auth_type=None)
+
+
+def token_claims(token: str, emulator: Emulator, url: str, hub: str = "chat") -> dict[str, Any]:
+    """The claims of a client token, checked with ``emulator``'s own key and its audience."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        emulator.access_keys[0].encode(),
+        algorithms=["HS256"],
+        leeway=24 * 3600,  # the app's clock runs fast: its iat is ahead of ours
+        audience=f"{urlsplit(url).scheme}://{urlsplit(url).hostname}/client/?hub={hub}",
+    )
+    return claims
+
+
+def health_requests(emulator: Emulator) -> int:
+    return sum(1 for entry in emulator.log if entry.route == "signalr.health")

@@ -160,45 +160,28 @@ class RestClient:
             "signalr.action": action,
         }
         with telemetry.span("signalr.rest", attributes) as span:
-            return await self._request(
-                span, method, url, query, content, doing, action, accept, idempotent=idempotent
-            )
-
-    async def _request(
-        self,
-        span: telemetry.SpanLike,
-        method: str,
-        url: str,
-        query: httpx2.QueryParams,
-        content: bytes | None,
-        doing: str,
-        action: str,
-        accept: Container[int],
-        *,
-        idempotent: bool,
-    ) -> int:
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome = await self._attempt(
-                method, url, query, content, doing=doing, action=action, accept=accept
-            )
-            if isinstance(outcome, int):
-                span.set_attribute(telemetry.STATUS, outcome)
-                if attempt > 1:
-                    span.set_attribute("signalr.attempts", attempt)
-                return outcome
-            error = outcome.error
-            if not (outcome.unprocessed or (idempotent and outcome.transient)):
-                if outcome.transient:  # not idempotent: it may have been carried out
-                    msg = f"{error} It was not retried: the service may have delivered it."
-                    raise ServiceError(msg, status=error.status, retry_after=error.retry_after)
-                raise error
-            delay = self._retry_delay(attempt, error)
-            if delay is None:
-                raise error
-            logger.info("Retrying in %.2f s: %s", delay, error)
-            await self._clock.sleep(delay)
+            attempt = 0
+            while True:
+                attempt += 1
+                outcome = await self._attempt(
+                    method, url, query, content, doing=doing, action=action, accept=accept
+                )
+                if isinstance(outcome, int):
+                    span.set_attribute(telemetry.STATUS, outcome)
+                    if attempt > 1:
+                        span.set_attribute("signalr.attempts", attempt)
+                    return outcome
+                error = outcome.error
+                if not (outcome.unprocessed or (idempotent and outcome.transient)):
+                    if outcome.transient:  # not idempotent: it may have been carried out
+                        msg = f"{error} It was not retried: the service may have delivered it."
+                        raise ServiceError(msg, status=error.status, retry_after=error.retry_after)
+                    raise error
+                delay = self._retry_delay(attempt, error)
+                if delay is None:
+                    raise error
+                logger.info("Retrying in %.2f s: %s", delay, error)
+                await self._clock.sleep(delay)
 
     async def _attempt(
         self,

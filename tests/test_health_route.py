@@ -128,7 +128,7 @@ async def test_other_methods_are_405() -> None:
     async with httpx2.AsyncClient(transport=transport, base_url="http://app") as client:
         answer = await client.post("/healthz")
     assert answer.status_code == 405
-    assert answer.headers["allow"] == "GET, HEAD"
+    assert set(answer.headers["allow"].split(", ")) == {"GET", "HEAD"}
 
 
 async def test_in_fastapi_with_add_route(

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import time
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -67,7 +68,12 @@ async def broadcasts(request: Request) -> JSONResponse:
     if via == "hub":
         send = chat.clients.all.send
     else:
-        send = get_context(request).hub(chat.name).send_to_all
+        rest = get_context(request).hub(chat.name)
+
+        async def send(target: str, *arguments: Any) -> None:
+            # With several endpoints hub() fans out and returns a Delivery: not needed here.
+            await rest.send_to_all(target, *arguments)
+
     sent = 0
     started = time.perf_counter()
     deadline = started + seconds

@@ -52,6 +52,7 @@ class _DiscardingPool:
     hub = "chat"
     server_id = "bench_0123456789abcdef0123456789abcdef"
     up = 1
+    resource = "http://bench.service.signalr.net"
 
     async def send(self, message: ServiceMessage, *, client: str | None = None) -> None:
         return None

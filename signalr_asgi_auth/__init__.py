@@ -12,6 +12,7 @@ from ._errors import (
     AuthenticationFailedError,
     ConfigurationError,
     ConnectionStringError,
+    EndpointDeliveryError,
     EntraTokenError,
     InvalidInputError,
     NotReadyError,
@@ -27,6 +28,7 @@ from ._middleware import SignalRAuthMiddleware
 from ._negotiate import error_response, get_context, negotiate_endpoint, signalr_exception_handler
 from ._options import DEFAULT_SCOPE
 from ._rest import HubClient
+from ._rest_fan_out import Delivery, EndpointsHubClient
 from ._upstream import (
     HubMethodError,
     UpstreamAuthenticationError,
@@ -58,10 +60,13 @@ __all__ = [
     "ConfigurationError",
     "ConnectionStringError",
     "DefaultRouter",
+    "Delivery",
     "Endpoint",
+    "EndpointDeliveryError",
     "EndpointInfo",
     "EndpointRouter",
     "EndpointType",
+    "EndpointsHubClient",
     "EntraTokenError",
     "Hub",
     "HubCall",

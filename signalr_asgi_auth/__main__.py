@@ -2,6 +2,8 @@
 
 Commands:
 
+- ``doctor``: check the connection string, the identity, its roles and the service, with the fix
+  for each failure (``signalr_asgi_auth._doctor``).
 - ``emulator``: a local emulator of Azure SignalR Service and its managed identity (needs the
   ``emulator`` extra: ``pip install 'signalr-asgi-auth[emulator]'``).
 """
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._doctor import add_doctor_command
 from ._version import __version__
 
 __all__ = ["main"]
@@ -38,6 +41,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    add_doctor_command(subcommands)
     try:
         from .emulator._cli import add_emulator_command
     except ImportError as error:

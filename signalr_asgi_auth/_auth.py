@@ -576,23 +576,39 @@ class SignalRAuth:
             raise RuntimeError(msg)
         return self._runtime.context
 
-    async def request_context(self) -> SignalRContext:
-        """The context for a request on the current event loop, starting lazily if needed."""
+    async def request_context(self, *, mounted_at: str | None = None) -> SignalRContext:
+        """The context for a request on the current event loop, starting lazily if needed.
+
+        ``mounted_at`` is the mount path when the request reached the middleware through an
+        outer app's ``Mount`` (the lazy start's warning then blames the mount, not the server).
+        """
         runtime = self._runtime
         if runtime is None or runtime.loop != anyio.lowlevel.current_token():
-            runtime = await self._start_lazily()
+            runtime = await self._start_lazily(mounted_at)
         if not runtime.ready:
             await runtime.wait_ready(self.options.clock.now())
         return runtime.context
 
-    async def _start_lazily(self) -> _Runtime:
+    async def _start_lazily(self, mounted_at: str | None = None) -> _Runtime:
         if not self._lazy_warned:
             self._lazy_warned = True
-            logger.warning(
-                "SignalRAuthMiddleware saw a request before any lifespan startup, so it starts "
-                "now and never shuts down cleanly. Run the server with lifespan on (uvicorn's "
-                "default) so that startup waits for the key and shutdown closes the credential."
-            )
+            if mounted_at is not None:
+                # The server's lifespan did run, on the outer app: Starlette's Mount passes
+                # requests to a sub-app but never the lifespan events.
+                logger.warning(
+                    "SignalRAuthMiddleware is on a sub-application mounted at %r, and mounted "
+                    "apps never get the lifespan events, so it starts now, on the first request, "
+                    "and never shuts down cleanly. Add the middleware to the outer app (the one "
+                    "the server runs), or enter `async with auth:` in the outer app's lifespan.",
+                    mounted_at or "/",
+                )
+            else:
+                logger.warning(
+                    "SignalRAuthMiddleware saw a request before any lifespan startup, so it "
+                    "starts now and never shuts down cleanly. Run the server with lifespan on "
+                    "(uvicorn's default) so that startup waits for the key and shutdown closes "
+                    "the credential."
+                )
         runtime = _Runtime(self, lazy=True)
         self._runtime = runtime
         _spawn_detached(self._run_detached, runtime)

@@ -13,6 +13,7 @@ from ._errors import SignalRAuthError
 from ._hubs import HubAddress
 from ._options import Options
 from ._rest import HubClient
+from ._rest_fan_out import EndpointsHubClient
 from ._signing import KeySource, StaticKey
 from .endpoints import EndpointRuntime, EndpointSet
 
@@ -128,10 +129,16 @@ class SignalRContext:
         """Where clients of ``hub`` connect: ``{client endpoint}/client/?hub={hub}``."""
         return self._endpoints.home.hubs.get(hub).url
 
-    def hub(self, name: str) -> HubClient:
+    def hub(self, name: str) -> HubClient | EndpointsHubClient:
         """The REST API client for hub ``name``: send to everyone, a user, a group or a connection,
-        manage groups, check existence, close connections. Cheap: make one wherever needed."""
-        return HubClient(self._endpoints.home.rest, name)
+        manage groups, check existence, close connections. Cheap: make one wherever needed.
+
+        With several endpoints (a removed one still draining counts), an
+        :class:`EndpointsHubClient` that makes each call at every endpoint a message may reach."""
+        everyone = self._endpoints.all
+        if len(everyone) == 1:
+            return HubClient(everyone[0].rest, name)
+        return EndpointsHubClient(self._endpoints, name)
 
     def health(self) -> dict[str, Any]:
         """A JSON-ready snapshot of the keepers (no secrets); see :meth:`SignalRAuth.health`."""

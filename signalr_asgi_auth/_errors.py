@@ -30,6 +30,7 @@ __all__ = [
     "AuthenticationFailedError",
     "ConfigurationError",
     "ConnectionStringError",
+    "EndpointDeliveryError",
     "EntraTokenError",
     "InvalidInputError",
     "NoUsableEndpointError",
@@ -191,6 +192,35 @@ class PartialSendError(ServiceError):
             f"{kind} in hub {hub!r}. It failed for {first!r:.80}{more}: {error}",
             status=error.status,
             retry_after=error.retry_after,
+        )
+
+
+class EndpointDeliveryError(ServiceError):
+    """Raised when a call made at several SignalR endpoints (the app has more than one) failed at
+    some of them, after every endpoint was tried.
+
+    ``sent`` names the endpoints that took the call (or answered, for an existence check);
+    ``failed`` maps each other endpoint's name to its error. ``status`` and ``retry_after`` are the
+    first failure's. The clients of the endpoints in ``sent`` got the message: sending again
+    reaches them twice.
+    """
+
+    def __init__(
+        self, *, doing: str, sent: Sequence[str], failed: Mapping[str, SignalRAuthError]
+    ) -> None:
+        self.sent = tuple(sent)
+        self.failed = dict(failed)
+        first, error = next(iter(self.failed.items()))
+        others = len(self.failed) - 1
+        more = f" (and {others} more endpoint(s); see .failed)" if others else ""
+        took = ", ".join(map(repr, self.sent)) or "none"
+        # A server connection's NotReadyError (Default mode) has no status: 503, as negotiate says.
+        status = error.status if isinstance(error, ServiceError) else 503
+        super().__init__(
+            f"Could not {doing} at endpoint {first!r}{more}: {error} "
+            f"Endpoints that took it: {took}.",
+            status=status,
+            retry_after=getattr(error, "retry_after", None),
         )
 
 

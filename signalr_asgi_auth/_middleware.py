@@ -45,7 +45,7 @@ class SignalRAuthMiddleware:
             # Under a lifespan the context is already there: the server copies the lifespan
             # state into every request. Only servers without lifespan take the slower path.
             if STATE_KEY not in state:
-                state[STATE_KEY] = await self.auth.request_context()
+                state[STATE_KEY] = await self.auth.request_context(mounted_at=_mount_path(scope))
         await self.app(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,6 +75,19 @@ class SignalRAuthMiddleware:
             await self.auth.__aexit__(None, None, None)
         for message in held:
             await send(message)
+
+
+def _mount_path(scope: Scope) -> str | None:
+    """Where an outer app mounted this one, or ``None`` when the server calls it directly.
+
+    Starlette's ``Mount`` adds ``app_root_path`` and the outer router adds ``router`` before the
+    sub-app (and so this middleware) sees the request.
+    """
+    if "app_root_path" not in scope and "router" not in scope:
+        return None
+    root: str = scope.get("root_path", "")
+    outer: str = scope.get("app_root_path", "")
+    return root.removeprefix(outer) if root.startswith(outer) else root
 
 
 def _replay(first: Message, receive: Receive) -> Receive:

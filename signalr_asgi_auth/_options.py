@@ -29,7 +29,7 @@ _MODES = ("auto", "key", "service")
 
 
 class OptionsKwargs(TypedDict, total=False):
-    """The keyword options of :class:`SignalRAuth` (see the README's table)."""
+    """The keyword options of :class:`SignalRAuth` (see docs/options.md)."""
 
     scope: str
     application_name: str | None

@@ -3,7 +3,7 @@
 from signalr_asgi_auth.fastapi import SignalR, add_exception_handler
 
 @app.post("/chat/negotiate")
-async def negotiate(signalr: SignalR, user: str) -> dict[str, str]:
+async def negotiate(signalr: SignalR, user: str | None = None) -> dict[str, str]:
     return await signalr.negotiate("chat", user_id=user)
 """
 

@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from signalr_asgi_auth import (
     AuthenticationFailedError,
+    EndpointsHubClient,
     HubClient,
     InvalidInputError,
     PartialSendError,
@@ -461,6 +462,8 @@ async def test_one_http_client_shared_and_closed_at_shutdown(auth: SignalRAuth) 
         runtime = auth._runtime
         assert runtime is not None
         first, second = signalr.hub("chat"), auth.context.hub("other")
+        assert isinstance(first, HubClient)
+        assert isinstance(second, HubClient)
         assert first._rest is second._rest
         assert first._rest._http is runtime.http  # the access-key keeper's client too
         await first.send_to_all("x")
@@ -566,7 +569,7 @@ def closed(reason: str | None = None) -> dict[str, Any]:
     return {"type": 7, **({"error": reason} if reason else {}), "allowReconnect": False}
 
 
-async def gone(hub: HubClient, client: Client) -> None:
+async def gone(hub: HubClient | EndpointsHubClient, client: Client) -> None:
     """Wait until the service no longer has ``client``'s connection."""
     with anyio.fail_after(TIMEOUT):
         while await hub.connection_exists(client.connection_id):  # noqa: ASYNC110 - asking the service

@@ -314,6 +314,13 @@ class Emulator:
         """The app servers' connections open now (past their handshake)."""
         return self._state.servers.all()
 
+    @property
+    def pending_client_invocations(self) -> int:
+        """Client invocations (ClientInvocation) the service still waits to see completed: each
+        ends with the client's completion (which the caller server reports even when it handled it
+        itself, as the .NET SDK does) or the client's close."""
+        return self._state.servers.pending_invocations()
+
     def drop_server_connections(self, hub: str | None = None, *, code: int = 1011) -> int:
         """Close the server connections (of ``hub``, or all) from the service side, as a service
         restart does: their clients are closed too and may reconnect. Safe from any thread; the

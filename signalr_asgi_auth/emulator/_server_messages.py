@@ -13,7 +13,9 @@ them.
   carries the client, which passes it on as ClientCompletion/ErrorCompletion (35/36); those reach
   the server that asked (``callerServerId``). When that is another server, the client's server
   gets the invocation too, to know where to send the completion, and the caller a ServiceMapping
-  (37), as ``ClientInvocation.md`` in Azure/azure-signalr describes.
+  (37), as ``ClientInvocation.md`` in Azure/azure-signalr describes. A pending invocation is
+  forgotten on any completion for it (the caller that took the client's Completion itself sends
+  one with an empty payload, as the .NET SDK does) or when its client leaves.
 - Pings (3): ``echo`` is echoed, ``status`` answered with whether the hub has clients,
   ``servers`` with the app servers connected, ``shutdown``/``offline`` ``fin:N`` with ``finack``
   (the connection takes no new clients; with ``fin:0`` and ``fin:1`` its clients are closed and

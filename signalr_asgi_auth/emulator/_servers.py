@@ -170,6 +170,10 @@ class ServerConnections:
         with self._lock:
             return self._invocations.pop(invocation_id, None)
 
+    def pending_invocations(self) -> int:
+        with self._lock:
+            return len(self._invocations)
+
     def invocations_of(self, connection_id: str) -> list[PendingInvocation]:
         """The invocations waiting on this client, forgotten (it is gone)."""
         with self._lock:

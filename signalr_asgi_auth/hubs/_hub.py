@@ -19,6 +19,7 @@ from .._upstream import UpstreamVerifier
 from ..protocol import HUB_PROTOCOLS, HubProtocol
 from ..server import ServerConnections
 from ._clients import Audience, HubClients, HubGroups
+from ._everywhere import send_everywhere
 from ._methods import HubMethod, event_handler, hub_method
 from ._serverless import RestTransport, hub_upstream_endpoint
 from ._sessions import HubConnections
@@ -207,11 +208,7 @@ class _HubTransport:
         if not running and rest is not None:
             await rest.send(audience, target, arguments)
             return
-        if audience.kind == "connections" and len(audience.names) == 1:
-            holder = self._holder(audience.names[0])
-            running = [holder] if holder is not None else running
-        for connections in running:
-            await connections.send(audience, target, arguments)
+        await send_everywhere(running, audience, target, arguments)
 
     async def invoke(
         self, connection_id: str, target: str, arguments: tuple[Any, ...], seconds: float

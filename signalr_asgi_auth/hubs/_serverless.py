@@ -14,7 +14,9 @@ from starlette.responses import JSONResponse, Response
 
 from .._negotiate import get_context
 from .._rest import HubClient
+from .._rest_fan_out import EndpointsHubClient
 from .._upstream import (
+    HubMethodError,
     UpstreamVerifier,
     error_completion,
     upstream_response,
@@ -39,15 +41,17 @@ NO_CLIENT_RESULTS = (
     "Client results (invoke) need Default mode: over upstream requests SignalR Service cannot "
     "carry a client's answer back to the app."
 )
+NO_STREAMING = "The streaming hub method '{target}' needs Default mode (server connections)."
 
 
 class RestTransport:
     """Sends and group changes through the REST API (``HubClient``), for Serverless mode. A send
-    to several users, groups or connections is one REST call each."""
+    to several users, groups or connections is one REST call each; with several endpoints each
+    call goes to every one (``EndpointsHubClient``)."""
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: Callable[[], HubClient]) -> None:
+    def __init__(self, client: Callable[[], HubClient | EndpointsHubClient]) -> None:
         self._client = client
 
     async def send(self, audience: Audience, target: str, arguments: tuple[Any, ...]) -> None:
@@ -70,7 +74,9 @@ class RestTransport:
     async def invoke(
         self, connection_id: str, target: str, arguments: tuple[Any, ...], seconds: float
     ) -> Any:
-        raise RuntimeError(NO_CLIENT_RESULTS)
+        # A HubMethodError, so that a hub method which does not catch it fails its invocation
+        # with this message rather than the generic one.
+        raise HubMethodError(NO_CLIENT_RESULTS)
 
     async def join(self, connection_id: str, group: str) -> None:
         await self._client().add_connection_to_group(group, connection_id)
@@ -133,9 +139,7 @@ async def _invocation(hub: Hub, call: HubCall, upstream: UpstreamRequest) -> Res
     method = hub.method(upstream.event)
     error = refusal(method, upstream.event, upstream.arguments, streaming=False)
     if method is not None and method.kind == "stream":
-        error = (
-            f"The streaming hub method '{upstream.event}' needs Default mode (server connections)."
-        )
+        error = NO_STREAMING.format(target=upstream.event)
     if error is None and method is not None:
         result, error = await call_method(
             method, hub.name, upstream.event, call, upstream.arguments

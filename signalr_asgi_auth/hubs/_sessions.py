@@ -63,6 +63,7 @@ from ..protocol import (
 from ..server import ServerConnections
 from ._call import Details, HubCall, claims_of, headers_of, query_of
 from ._clients import Audience
+from ._everywhere import send_everywhere
 from ._methods import HubMethod, refusal, short
 from ._running import call_method, run_handler
 
@@ -154,6 +155,25 @@ class HubConnections:
     def clients(self) -> int:
         """Client connections on this pool."""
         return len(self._sessions)
+
+    @property
+    def endpoint(self) -> str:
+        """The SignalR resource this pool connects to (names it in errors)."""
+        return self._pool.resource
+
+    @property
+    def hub_name(self) -> str:
+        return self._hub.name
+
+    @property
+    def up(self) -> bool:
+        """Whether a server connection of this pool is up (else its clients are gone)."""
+        return self._pool.up > 0
+
+    def everywhere(self) -> list[HubConnections]:
+        """The hub's pools at every endpoint, this one included."""
+        running = self._hub.running()
+        return running if self in running else [self, *running]
 
     # -- the task group ---------------------------------------------------------------------------
 
@@ -553,6 +573,17 @@ class HubConnections:
         pending = self._pending.get(message.invocation_id)
         if pending is not None and pending.connection_id == session.connection_id:
             pending.resolve(message.result, message.error)
+            if session.protocol is not None:
+                # The service keeps each ClientInvocation until it hears the invocation is over;
+                # as the .NET SDK does, the caller tells it with an empty ClientCompletion.
+                done = ClientCompletion(
+                    message.invocation_id,
+                    session.connection_id,
+                    self._pool.server_id,
+                    session.protocol.name,
+                    b"",
+                )
+                await self._deliver(done, client=session.connection_id)
             return
         routed = self._routed.pop(message.invocation_id, None)
         if routed is not None and routed[0] == session.connection_id and session.protocol:
@@ -664,7 +695,15 @@ class _CallTransport:
         self._caller = caller
 
     async def send(self, audience: Audience, target: str, arguments: tuple[Any, ...]) -> None:
-        await self._connections.send(audience, target, arguments, via=self._caller)
+        # Other endpoints carry clients too (several endpoints): they get it as well.
+        await send_everywhere(
+            self._connections.everywhere(),
+            audience,
+            target,
+            arguments,
+            caller=self._connections,
+            via=self._caller,
+        )
 
     async def invoke(
         self, connection_id: str, target: str, arguments: tuple[Any, ...], seconds: float

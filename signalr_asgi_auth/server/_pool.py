@@ -122,6 +122,10 @@ class ServerConnectionPool:
     def server_id(self) -> str:
         return server_id()
 
+    @property
+    def resource(self) -> str:
+        return self.endpoint.endpoint
+
     def attach(self, events: ServiceEvents) -> None:
         """Where to tell of clients (the hub layer); before :meth:`run`."""
         self.events = events

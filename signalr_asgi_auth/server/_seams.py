@@ -79,6 +79,10 @@ class ServerConnections(Protocol):
     def up(self) -> int:
         """How many connections have finished their handshake and are not closing."""
 
+    @property
+    def resource(self) -> str:
+        """The SignalR resource's endpoint URL (with several endpoints, names it in errors)."""
+
     async def send(self, message: ServiceMessage, *, client: str | None = None) -> None:
         """Write ``message`` on the connection that carries ``client`` (so one client's messages
         keep their order), else on any connection up; ``NotReadyError`` when none is up."""

@@ -37,6 +37,7 @@ class MemoryPool:
 
     server_id = "test-host_0123456789abcdef"
     hub = "chat"
+    resource = "http://memory.service.signalr.net"
 
     def __init__(self) -> None:
         self.up = 1

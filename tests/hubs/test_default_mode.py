@@ -196,6 +196,31 @@ async def test_json_and_messagepack_clients_over_server_connections(
     assert sorted(seen.items)[:2] == ["connected ann", "connected bob"]
 
 
+async def test_the_service_forgets_client_results_answered_on_the_callers_server(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    """The client is on the server that asked: the hub layer takes its Completion itself, and
+    tells the service with an empty ClientCompletion (as the .NET SDK does), or the service's
+    table of pending invocations would grow by one per client result."""
+    async with (
+        app(emulator, emulator_url, Seen()) as (context, _),
+        httpx2.AsyncClient(timeout=TIMEOUT) as http,
+        json_client(http, emulator_url, context, "ann") as ann,
+    ):
+        for n in range(20):
+            await ann.send(
+                {"type": 1, "invocationId": f"a{n}", "target": "ask", "arguments": ["sure?"]}
+            )
+            asked = await ann.receive()
+            assert (asked["target"], asked["arguments"]) == ("confirm", ["sure?"])
+            await ann.send({"type": 3, "invocationId": asked["invocationId"], "result": n})
+            assert await ann.receive() == {"type": 3, "invocationId": f"a{n}", "result": n}
+        with anyio.fail_after(TIMEOUT):
+            while emulator.pending_client_invocations:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        assert len(emulator.connections) == 1  # still connected: no close did the cleanup
+
+
 async def test_pings_a_refusal_and_a_lost_app(
     emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
 ) -> None:

@@ -33,8 +33,8 @@ What it does, as the service does:
   the handshake); ``client.send(dict | list | bytes)``, ``client.invoke(...)``; ``client.received``
   holds the hub messages it got (JSON dicts, MessagePack arrays); ``client.closed`` the close error.
 - It carries out what the server sends: ConnectionData to its client, MultiConnection/User/MultiUser/
-  Broadcast/Group/MultiGroup data to the clients they name (payload maps matched case-insensitively
-  on the client's protocol), group joins and leaves (also by user), existence checks and closes of a
+  Broadcast/Group/MultiGroup data and ClientInvocations to the clients they name (payload maps
+  matched case-insensitively on the client's protocol), group joins and leaves (also by user), existence checks and closes of a
   user's or a group's connections, each ``...WithAck`` answered with an Ack (1 OK, 2 NotFound).
   ``server.received`` records every message as its plain array, in order; ``server.of_type(n)``.
 

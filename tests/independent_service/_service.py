@@ -527,6 +527,13 @@ class IndependentService:
         if client is not None and client.closed is None:
             client._deliver(a[2])
 
+    async def _client_invocation(self, connection: ServerConnection, a: list[Any]) -> None:
+        # [34, invocationId, connectionId, callerServerId, payloads, ext]: the service hands the
+        # invocation to its client; the client's Completion comes back as ConnectionData.
+        client = self.clients.get(a[2])
+        if client is not None and client.closed is None:
+            self._deliver([client], a[4])
+
     async def _multi_connection(self, connection: ServerConnection, a: list[Any]) -> None:
         ids = set(a[1])
         self._deliver([c for c in self._clients_of(connection.hub) if c.connection_id in ids], a[2])
@@ -628,4 +635,5 @@ _HANDLERS: dict[int, _Handler] = {
     27: IndependentService._membership,
     32: IndependentService._close_many,
     33: IndependentService._close_many,
+    34: IndependentService._client_invocation,
 }

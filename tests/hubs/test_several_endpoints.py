@@ -1,0 +1,160 @@
+"""Default mode with two endpoints: the app opens server connections to both emulated resources
+(one tenant, the real managed identity), a hub's sends reach clients on both, and an endpoint
+whose server connections are down is skipped by sends and not used by negotiation until they are
+back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx2
+import pytest
+
+from signalr_asgi_auth import SignalRAuth, SignalRContext
+from signalr_asgi_auth.emulator import Emulator, Principal, resource_id_named, serve_in_thread
+from signalr_asgi_auth.hubs import Hub, HubCall
+
+from ..conftest import _IDENTITY_VARIABLES
+from ..emulator.helpers import TIMEOUT
+from ..emulator.hub_client import HubSocket, hub_socket, negotiate
+from ..support import FAST, auth_for
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def east() -> Emulator:
+    return Emulator(resource_id=resource_id_named("east"), service_mode="default")
+
+
+@pytest.fixture
+def west(east: Emulator) -> Emulator:
+    return Emulator(
+        resource_id=resource_id_named("west"), authority=east.authority, service_mode="default"
+    )
+
+
+@pytest.fixture
+def urls(
+    east: Emulator, west: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str]]:
+    with serve_in_thread(east.app) as east_url, serve_in_thread(west.app) as west_url:
+        for name in _IDENTITY_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in east.app_service_env(east_url).items():
+            monkeypatch.setenv(name, value)
+        yield east_url, west_url
+
+
+@pytest.fixture
+def server(east: Emulator) -> Principal:
+    principal = east.add_principal("app-server")
+    east.assign(principal, "SignalR App Server", resource_id_named("east").rsplit("/", 4)[0])
+    return principal
+
+
+def chat_hub() -> Hub:
+    chat = Hub("chat")
+
+    @chat.on("send")
+    async def send(call: HubCall, text: str) -> str:
+        await call.clients.all.send("newMessage", call.user_id, text)
+        return "delivered"
+
+    @chat.on("whisper")
+    async def whisper(call: HubCall, user: str, text: str) -> None:
+        await call.clients.user(user).send("whisper", call.user_id, text)
+
+    return chat
+
+
+@asynccontextmanager
+async def client(
+    http: httpx2.AsyncClient, url: str, signer: SignalRContext, user: str
+) -> AsyncIterator[HubSocket]:
+    """A JSON client of the resource at ``url``, with a token that resource accepts."""
+    token = await signer.client_token("chat", user_id=user)
+    connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
+    async with hub_socket(http, url, token, connection_token=connection_token) as ws:
+        assert await ws.handshake() == {}
+        yield ws
+
+
+async def until(condition: object, what: str) -> None:
+    assert callable(condition)
+    with anyio.move_on_after(TIMEOUT):
+        while not condition():  # noqa: ASYNC110 - the emulator's threads change it
+            await anyio.sleep(0.01)
+        return
+    pytest.fail(f"Timed out waiting for {what}.")
+
+
+async def test_a_hubs_sends_reach_clients_on_both_endpoints_and_skip_one_that_is_down(
+    east: Emulator, west: Emulator, urls: tuple[str, str], server: Principal
+) -> None:
+    east_url, west_url = urls
+    chat = chat_hub()
+    both = SignalRAuth.from_connection_strings(
+        {
+            "east": east.connection_string(east_url, client_id=server.client_id),
+            "west": west.connection_string(west_url, client_id=server.client_id),
+        },
+        hubs=[chat],
+        server_connection_count=1,
+        **FAST,
+    )
+    async with (
+        both as context,
+        auth_for(east, east_url, server) as east_signer,
+        auth_for(west, west_url, server) as west_signer,
+        httpx2.AsyncClient(timeout=TIMEOUT) as http,
+    ):
+        # Server connections go to every endpoint, as .NET does.
+        await until(lambda: east.server_connections and west.server_connections, "both pools")
+        async with (
+            client(http, east_url, east_signer, "ann") as ann,
+            client(http, west_url, west_signer, "bob") as bob,
+        ):
+            # From outside a call: both endpoints' clients.
+            await chat.clients.all.send("news", 1)
+            assert await ann.receive() == {"type": 1, "target": "news", "arguments": [1]}
+            assert await bob.receive() == {"type": 1, "target": "news", "arguments": [1]}
+            # Inside ann's call (on east): bob on west gets it too, ann before her completion.
+            await ann.send({"type": 1, "invocationId": "1", "target": "send", "arguments": ["hi"]})
+            new = {"type": 1, "target": "newMessage", "arguments": ["ann", "hi"]}
+            assert await ann.receive() == new
+            assert await ann.receive() == {"type": 3, "invocationId": "1", "result": "delivered"}
+            assert await bob.receive() == new
+            # A user on the other endpoint.
+            await ann.send(
+                {"type": 1, "invocationId": "2", "target": "whisper", "arguments": ["bob", "psst"]}
+            )
+            assert await bob.receive() == {
+                "type": 1,
+                "target": "whisper",
+                "arguments": ["ann", "psst"],
+            }
+            assert await ann.receive() == {"type": 3, "invocationId": "2"}
+
+        # West's server connections go down and stay down (the service refuses them): west is
+        # not usable for negotiation, and sends skip it without an error.
+        refusal = west.inject("server.connect", status=503)
+        west.drop_server_connections()
+        await until(lambda: not west.server_connections, "west's pool down")
+        await until(
+            lambda: [r.name for r in context.endpoints.usable("chat")] == ["east"],
+            "west out of negotiation",
+        )
+        for _ in range(10):
+            reply = await context.negotiate("chat", user_id="carol")
+            assert reply["url"].startswith(east_url)
+        await chat.clients.all.send("news", 2)
+
+        # Back: the pool reconnects, and west takes negotiations again.
+        west.remove_fault(refusal)
+        await until(lambda: bool(west.server_connections), "west's pool back")
+        await until(lambda: len(context.endpoints.usable("chat")) == 2, "west usable again")
+    # One managed identity for both endpoints' server connections (and the two signers).
+    assert west.log.count("identity.app_service") == 0

@@ -292,13 +292,21 @@ class EndpointRuntime:
         report["reason"] = problem[0] if problem is not None else None
         report["signing"] = self.issuer.signing
         report["probe"] = self.probe.health() if self.probe is not None else None
+        return {**report, **self.parts_health(entra=False)}
+
+    def parts_health(self, *, entra: bool) -> dict[str, Any]:
+        """The snapshots of the parts in use: the Entra token (if ``entra``), the access key,
+        service tokens, server connections."""
+        parts: dict[str, Any] = {}
+        if entra and self.entra is not None:
+            parts["entra_token"] = self.entra.health()
         if self.keys is not None:
-            report["access_key"] = self.keys.health()
+            parts["access_key"] = self.keys.health()
         if self.service is not None:
-            report["service_tokens"] = self.service.health()
+            parts["service_tokens"] = self.service.health()
         if self.servers is not None:
-            report["server_connections"] = self.servers.health()
-        return report
+            parts["server_connections"] = self.servers.health()
+        return parts
 
 
 class EndpointSet:

@@ -60,7 +60,8 @@ def points(reader: InMemoryMetricReader) -> dict[str, list[dict[str, Any]]]:
     """Every data point by metric name: ``{"attributes": ..., "value": ...}``."""
     found: dict[str, list[dict[str, Any]]] = {}
     data = reader.get_metrics_data()
-    assert data is not None
+    if data is None:  # nothing recorded yet in this process
+        return found
     for resource in data.resource_metrics:
         for scope in resource.scope_metrics:
             if scope.scope.name != "signalr_asgi_auth":
@@ -86,8 +87,7 @@ def value(found: dict[str, list[dict[str, Any]]], name: str, **attributes: Any) 
 def everything_recorded(exporter: InMemorySpanExporter, reader: InMemoryMetricReader) -> str:
     recorded = [span.to_json() for span in exporter.get_finished_spans()]
     data = reader.get_metrics_data()
-    assert data is not None
-    return "\n".join([*recorded, data.to_json()])
+    return "\n".join([*recorded, data.to_json() if data is not None else ""])
 
 
 def assert_no_secret(recorded: str, *secrets: str) -> None:

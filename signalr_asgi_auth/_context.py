@@ -6,8 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from . import _telemetry as telemetry
 from ._client_tokens import ClaimValue, build_claims, check_lifetime
 from ._endpoint import ServiceEndpoint
+from ._errors import SignalRAuthError
 from ._options import Options
 from ._rest import HubClient
 from ._rest_fan_out import EndpointsHubClient
@@ -71,22 +73,27 @@ class SignalRContext:
         handed to it), and the token and URL are that endpoint's; :class:`NoUsableEndpointError`
         when none is usable.
         """
-        single = self._endpoints.single
-        if single is not None:  # one endpoint: no routing (the hot path)
-            address = single.hubs.get(hub)
-            servers = single.servers
-            if servers is not None and (down := servers.not_ready(address.prefixed)):
-                raise down  # Default mode: the service would refuse the client
-            issuer = single.issuer
-        else:
-            chosen, address = self._endpoints.choose(hub, user_id=user_id, request=request)
-            issuer = chosen.issuer
-        token = await issuer.issue(
-            address,
-            user_id=user_id,
-            payload=build_claims(user_id=user_id, claims=claims, roles=roles),
-            lifetime=self._lifetime(lifetime),
-        )
+        try:
+            single = self._endpoints.single
+            if single is not None:  # one endpoint: no routing (the hot path)
+                address = single.hubs.get(hub)
+                servers = single.servers
+                if servers is not None and (down := servers.not_ready(address.prefixed)):
+                    raise down  # Default mode: the service would refuse the client
+                issuer = single.issuer
+            else:
+                chosen, address = self._endpoints.choose(hub, user_id=user_id, request=request)
+                issuer = chosen.issuer
+            token = await issuer.issue(
+                address,
+                user_id=user_id,
+                payload=build_claims(user_id=user_id, claims=claims, roles=roles),
+                lifetime=self._lifetime(lifetime),
+            )
+        except SignalRAuthError as exc:  # counted by outcome, never by message or user
+            telemetry.count_negotiation(hub, telemetry.error_type(exc))
+            raise
+        telemetry.count_negotiation(hub, "ok")
         return {"url": address.url, "accessToken": token}
 
     async def client_token(

@@ -4,8 +4,6 @@ both resources through the REST fan-out."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -14,46 +12,23 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware, SignalRContext, UpstreamVerifier
+from signalr_asgi_auth import SignalRAuth, SignalRAuthMiddleware, UpstreamVerifier
 from signalr_asgi_auth.emulator import (
     UPSTREAM_ROUTE,
     Emulator,
     Principal,
     UpstreamSettings,
-    resource_id_named,
     serve_in_thread,
 )
 from signalr_asgi_auth.emulator._roles import ResourceId
 from signalr_asgi_auth.hubs import Hub, HubCall
 
-from ..conftest import _IDENTITY_VARIABLES
 from ..emulator.helpers import TIMEOUT
-from ..emulator.hub_client import HubSocket, hub_socket, negotiate
+from ..emulator.hub_client import HubSocket
 from ..support import FAST, auth_for
+from .test_several_endpoints import client
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def east() -> Emulator:
-    return Emulator(resource_id=resource_id_named("east"))
-
-
-@pytest.fixture
-def west(east: Emulator) -> Emulator:
-    return Emulator(resource_id=resource_id_named("west"), authority=east.authority)
-
-
-@pytest.fixture
-def urls(
-    east: Emulator, west: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str]]:
-    with serve_in_thread(east.app) as east_url, serve_in_thread(west.app) as west_url:
-        for name in _IDENTITY_VARIABLES:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in east.app_service_env(east_url).items():
-            monkeypatch.setenv(name, value)
-        yield east_url, west_url
 
 
 @pytest.fixture
@@ -76,12 +51,16 @@ def chat_hub() -> Hub:
 
 
 def app_url_for(
-    east: Emulator, west: Emulator, urls: tuple[str, str], identity: Principal, keys: list[str]
+    east: Emulator,
+    west: Emulator,
+    tenant_urls: tuple[str, str],
+    identity: Principal,
+    keys: list[str],
 ) -> Any:
     auth = SignalRAuth.from_connection_strings(
         {
-            "east": east.connection_string(urls[0], client_id=identity.client_id),
-            "west:secondary": west.connection_string(urls[1], client_id=identity.client_id),
+            "east": east.connection_string(tenant_urls[0], client_id=identity.client_id),
+            "west:secondary": west.connection_string(tenant_urls[1], client_id=identity.client_id),
         },
         **FAST,
     )
@@ -91,17 +70,6 @@ def app_url_for(
         middleware=[Middleware(SignalRAuthMiddleware, auth=auth)],
     )
     return serve_in_thread(app, lifespan=True)
-
-
-@asynccontextmanager
-async def client(
-    http: httpx2.AsyncClient, url: str, signer: SignalRContext, user: str
-) -> AsyncIterator[HubSocket]:
-    token = await signer.client_token("chat", user_id=user)
-    connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
-    async with hub_socket(http, url, token, connection_token=connection_token) as ws:
-        assert await ws.handshake() == {}
-        yield ws
 
 
 async def completion(ws: HubSocket, invocation_id: str, *arguments: Any) -> list[dict[str, Any]]:
@@ -116,11 +84,11 @@ async def completion(ws: HubSocket, invocation_id: str, *arguments: Any) -> list
 
 
 async def test_upstream_from_both_resources_verifies_and_replies_reach_both(
-    east: Emulator, west: Emulator, urls: tuple[str, str], identity: Principal
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str], identity: Principal
 ) -> None:
-    east_url, west_url = urls
+    east_url, west_url = tenant_urls
     keys = [*east.access_keys, *west.access_keys]
-    with app_url_for(east, west, urls, identity, keys) as app_url:
+    with app_url_for(east, west, tenant_urls, identity, keys) as app_url:
         for resource in (east, west):
             resource.upstream = UpstreamSettings([f"{app_url}/upstream/{{event}}"])
         async with (
@@ -152,10 +120,10 @@ async def test_upstream_from_both_resources_verifies_and_replies_reach_both(
 
 
 async def test_a_verifier_without_a_resources_keys_refuses_its_upstream(
-    east: Emulator, west: Emulator, urls: tuple[str, str], identity: Principal
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str], identity: Principal
 ) -> None:
-    _, west_url = urls
-    with app_url_for(east, west, urls, identity, list(east.access_keys)) as app_url:
+    _, west_url = tenant_urls
+    with app_url_for(east, west, tenant_urls, identity, list(east.access_keys)) as app_url:
         west.upstream = UpstreamSettings([f"{app_url}/upstream/{{event}}"])
         async with (
             auth_for(west, west_url, identity) as west_signer,

@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: run the benchmarks, print the table, save the JSON.
 
-Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``j``).
+Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``k``).
 Results go to ``benchmarks/results/<UTC timestamp>.json``. The exit status is 0 when every goal
 was met, 1 when one was missed, 2 when a benchmark could not run. ``--quick`` loops are too short to
 measure: its exit status says only whether every benchmark ran (0) or not (2).
@@ -26,6 +26,7 @@ from typing import Any
 
 from . import (
     codec,
+    endpoints,
     hub_broadcast,
     hub_memory,
     hub_roundtrip,
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "h": hub_broadcast,
     "i": codec,
     "j": hub_memory,
+    "k": endpoints,
     "w": websocket,
 }
 

@@ -12,10 +12,17 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # Reinstall only when the dependency list changed.
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ]; then
-  echo "==> installing signalr-asgi-auth[test] into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
-  echo "$wanted" > "$VENV/.installed"
+# The package with its extras, and the development tools from pyproject.toml's dependency groups
+# (PEP 735; pip reads them from 25.1 on, so an older pip in the venv is upgraded first).
+EXTRAS=${EXTRAS:-fastapi,emulator,otel}
+DEP_GROUPS=${DEP_GROUPS:-dev}
+if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted $EXTRAS $DEP_GROUPS" ]; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25.1'
+  groups=()
+  for group in ${DEP_GROUPS//,/ }; do groups+=(--group "$group"); done
+  echo "==> installing signalr-asgi-auth[$EXTRAS] and the groups ${DEP_GROUPS} into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$EXTRAS]" "${groups[@]}"
+  echo "$wanted $EXTRAS $DEP_GROUPS" > "$VENV/.installed"
 fi
 # The real SignalR JavaScript client (examples' page, end-to-end tests): `npm ci` when the lockfile
 # changed since the last install. Without npm the examples' page and the Node and browser tests

@@ -23,6 +23,7 @@ from ._errors import (
     SignalRAuthError,
     TokenTooLongError,
 )
+from ._health_route import health_endpoint
 from ._middleware import SignalRAuthMiddleware
 from ._negotiate import error_response, get_context, negotiate_endpoint, signalr_exception_handler
 from ._options import DEFAULT_SCOPE
@@ -92,6 +93,7 @@ __all__ = [
     "__version__",
     "error_response",
     "get_context",
+    "health_endpoint",
     "negotiate_endpoint",
     "signalr_exception_handler",
     "upstream_endpoint",

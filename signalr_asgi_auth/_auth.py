@@ -25,22 +25,18 @@ from anyio.abc import TaskGroup
 
 from ._connection_string import ConnectionSettings, parse_connection_string
 from ._context import SignalRContext
-from ._credentials import AnyCredential, CredentialAdapter
+from ._credentials import AnyCredential
 from ._durations import Duration, to_seconds
 from ._endpoint import ServiceEndpoint
-from ._errors import ConfigurationError, NotReadyError, SignalRAuthError
-from ._keepers import AccessKeyKeeper, EntraTokenKeeper
+from ._errors import ConfigurationError, NotReadyError
 from ._options import Options, OptionsKwargs
 from ._secrets import Secret
-from ._service_tokens import ServiceTokens
-from ._signing import ClientTokenIssuer
 from ._version import __version__
 from .endpoints import (
     Endpoint,
     EndpointConfig,
     EndpointInfo,
     EndpointRouter,
-    EndpointRuntime,
     EndpointSet,
 )
 from .endpoints._config import (
@@ -48,9 +44,10 @@ from .endpoints._config import (
     endpoints_from_environment,
     resolve_endpoint,
     resolve_endpoints,
+    settings_identity,
 )
 from .endpoints._set import worst
-from .server import ServerConnectionPools, ServerHub, check_server_hubs
+from .server import ServerHub, check_server_hubs
 
 __all__ = ["CONNECTION_STRING_VARIABLE", "SignalRAuth"]
 
@@ -83,39 +80,6 @@ class _Runtime:
             lazy=lazy,
         )
         self.context = SignalRContext(endpoints=self.endpoints, options=options, health=auth.health)
-
-    # The first primary's parts, as the single-resource code and its tests know them.
-    @property
-    def _home(self) -> EndpointRuntime:
-        return self.endpoints.home
-
-    @property
-    def adapter(self) -> CredentialAdapter | None:
-        return self._home.adapter
-
-    @property
-    def entra(self) -> EntraTokenKeeper | None:
-        return self._home.entra
-
-    @property
-    def keys(self) -> AccessKeyKeeper | None:
-        return self._home.keys
-
-    @property
-    def service(self) -> ServiceTokens | None:
-        return self._home.service
-
-    @property
-    def issuer(self) -> ClientTokenIssuer:
-        return self._home.issuer
-
-    @property
-    def servers(self) -> ServerConnectionPools | None:
-        return self._home.servers
-
-    @property
-    def probe_error(self) -> SignalRAuthError | None:
-        return self._home.probe_error
 
     def start(self, task_group: TaskGroup) -> None:
         self.task_group = task_group
@@ -463,8 +427,9 @@ class SignalRAuth:
 
     async def remove_endpoint(self, name: str, *, drain: Duration = 0.0) -> None:
         """Remove a resource while the app runs: no new negotiations go there at once; messages
-        still do while it drains (``drain`` seconds, or until its clients are gone where that is
-        known); then its keepers stop. Returns when it is gone."""
+        still do while it drains (``drain`` seconds on the options' clock: over REST the app
+        cannot see when its clients are gone); then its server connections close and its keepers
+        stop. Returns when it is gone; run it in a task for a long drain."""
         runtime = self._running("remove_endpoint")
         seconds = to_seconds(drain, name="drain", allow_zero=True)
         if runtime.endpoints.get(name) is None:
@@ -646,16 +611,9 @@ class SignalRAuth:
             return {"status": "stopped", **report}
         home = runtime.endpoints.home
         report["signing"] = home.issuer.signing
-        status = "ok"
-        if home.entra is not None:
-            report["entra_token"] = home.entra.health()
-            if home.keys is not None:
-                report["access_key"] = home.keys.health()
-            if home.service is not None:
-                report["service_tokens"] = home.service.health()
-            status = home.signing_status()
+        report.update(home.parts_health(entra=True))
+        status = home.signing_status()
         if home.servers is not None:
-            report["server_connections"] = home.servers.health()
             status = worst(status, home.servers.status())
         if len(runtime.endpoints) > 1:
             status = runtime.endpoints.status()
@@ -713,7 +671,11 @@ def _single(
         type="primary",
         service=service,
         access_key=access_key,
-        identity=None if access_key is not None else ("single",),
+        identity=None
+        if access_key is not None
+        else ("object", id(credential))
+        if credential is not None
+        else settings_identity(settings),
         credential=credential,
         settings=settings,
     )

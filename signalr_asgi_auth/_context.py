@@ -6,14 +6,15 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from . import _telemetry as telemetry
 from ._client_tokens import ClaimValue, build_claims, check_lifetime
 from ._endpoint import ServiceEndpoint
-from ._hubs import HubAddress
+from ._errors import SignalRAuthError
 from ._options import Options
 from ._rest import HubClient
 from ._rest_fan_out import EndpointsHubClient
 from ._signing import KeySource, StaticKey
-from .endpoints import EndpointRuntime, EndpointSet
+from .endpoints import EndpointSet
 
 __all__ = ["KeySource", "SignalRContext", "StaticKey"]
 
@@ -35,6 +36,10 @@ class SignalRContext:
         health: Callable[[], dict[str, Any]],
     ) -> None:
         self._endpoints = endpoints
+        self.endpoints = endpoints
+        """Every endpoint of the app, for code that works across them (REST fan-out, Default
+        mode): see ``docs/design/endpoints.md``. ``endpoints.single is None`` while negotiations
+        are routed among several."""
         self._options = options
         self._health = health
 
@@ -42,16 +47,6 @@ class SignalRContext:
     def endpoint(self) -> ServiceEndpoint:
         """The resource (with several: the first primary)."""
         return self._endpoints.home.config.service
-
-    @property
-    def endpoints(self) -> EndpointSet:
-        """Every endpoint of the app, for code that works across them (REST fan-out, Default mode)."""
-        return self._endpoints
-
-    @property
-    def routed(self) -> bool:
-        """Whether negotiations are routed among several endpoints (the router may read the request)."""
-        return self._endpoints.single is None
 
     def __repr__(self) -> str:
         return f"SignalRContext(endpoint={self.endpoint.endpoint!r})"
@@ -78,26 +73,28 @@ class SignalRContext:
         handed to it), and the token and URL are that endpoint's; :class:`NoUsableEndpointError`
         when none is usable.
         """
-        endpoint, address = self._endpoint_for(hub, user_id, request)
-        token = await endpoint.issuer.issue(
-            address,
-            user_id=user_id,
-            payload=build_claims(user_id=user_id, claims=claims, roles=roles),
-            lifetime=self._lifetime(lifetime),
-        )
+        try:
+            single = self._endpoints.single
+            if single is not None:  # one endpoint: no routing (the hot path)
+                address = single.hubs.get(hub)
+                servers = single.servers
+                if servers is not None and (down := servers.not_ready(address.prefixed)):
+                    raise down  # Default mode: the service would refuse the client
+                issuer = single.issuer
+            else:
+                chosen, address = self._endpoints.choose(hub, user_id=user_id, request=request)
+                issuer = chosen.issuer
+            token = await issuer.issue(
+                address,
+                user_id=user_id,
+                payload=build_claims(user_id=user_id, claims=claims, roles=roles),
+                lifetime=self._lifetime(lifetime),
+            )
+        except SignalRAuthError as exc:  # counted by outcome, never by message or user
+            telemetry.count_negotiation(hub, telemetry.error_type(exc))
+            raise
+        telemetry.count_negotiation(hub, "ok")
         return {"url": address.url, "accessToken": token}
-
-    def _endpoint_for(
-        self, hub: str, user_id: str | None, request: Any
-    ) -> tuple[EndpointRuntime, HubAddress]:
-        single = self._endpoints.single
-        if single is None:
-            return self._endpoints.choose(hub, user_id=user_id, request=request)
-        address = single.hubs.get(hub)
-        servers = single.servers
-        if servers is not None and (down := servers.not_ready(address.prefixed)):
-            raise down  # Default mode: the service would refuse the client ("No server available")
-        return single, address
 
     async def client_token(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from . import _telemetry as telemetry
 from ._backoff import Backoff
 from ._client_tokens import SigningKey
 from ._clock import Clock
@@ -155,9 +156,12 @@ class EntraTokenKeeper:
         return await self._flight.run("token", self._fetch)
 
     async def _fetch(self) -> EntraToken:
+        attributes = {"signalr.credential": self._adapter.name}
         try:
-            token = await self._adapter.get_token()
+            with telemetry.span("signalr.entra_token.refresh", attributes):
+                token = await self._adapter.get_token()
         except SignalRAuthError as exc:
+            telemetry.count_refresh_failure("entra_token", exc, attributes)
             delay = self.attempts.failed(exc, self._clock.now())
             self.attempts.next_attempt_at = self._clock.now() + delay
             logger.warning(
@@ -259,6 +263,7 @@ class AccessKeyKeeper:
         self.attempts = _Attempts(Backoff(options.retry_initial_delay, options.retry_max_delay))
         self.on_forbidden: Callable[[PermissionDeniedError], None] | None = None
         """Told of each 403 instead of a WARNING per attempt (``mode="auto"`` says it once)."""
+        telemetry.watch_key_age(self)
 
     def __repr__(self) -> str:
         return f"AccessKeyKeeper({self._endpoint.endpoint!r}, fetches={self.attempts.fetches})"
@@ -304,9 +309,12 @@ class AccessKeyKeeper:
         return await self._flight.run("key", self._fetch_recorded)
 
     async def _fetch_recorded(self) -> SigningKey:
+        attributes = {telemetry.ENDPOINT: self._endpoint.endpoint}
         try:
-            key = await self._fetch()
+            with telemetry.span("signalr.access_key.refresh", attributes):
+                key = await self._fetch()
         except SignalRAuthError as exc:
+            telemetry.count_refresh_failure("access_key", exc, attributes)
             now = self._clock.now()
             delay = self.attempts.failed(exc, now)
             self.attempts.next_attempt_at = now + delay
@@ -385,6 +393,17 @@ class AccessKeyKeeper:
     async def run(self) -> None:
         """Fetch now, then refresh forever; started in the owning task group."""
         await _refresh_forever(self.refresh, self.attempts, self._clock, "the SignalR access key")
+
+    @property
+    def telemetry_endpoint(self) -> str:
+        return self._endpoint.endpoint
+
+    def key_age(self) -> float | None:
+        """Seconds since the key in use was fetched (the ``signalr.access_key.age`` gauge)."""
+        key = self._key
+        if key is None or key.fetched_at is None:
+            return None
+        return self._clock.now() - key.fetched_at
 
     def health(self) -> dict[str, Any]:
         key = self._key

@@ -21,11 +21,12 @@ from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import anyio
 import httpx2
 
+from . import _telemetry as telemetry
 from ._backoff import Backoff
 from ._client_tokens import SigningKey, mint_client_token
 from ._credentials import EntraToken
@@ -152,25 +153,35 @@ class RestClient:
         query = httpx2.QueryParams([("api-version", API_VERSION), *params])
         if idempotent is None:
             idempotent = method in _IDEMPOTENT
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome = await self._attempt(
-                method, url, query, content, doing=doing, action=action, accept=accept
-            )
-            if isinstance(outcome, int):
-                return outcome
-            error = outcome.error
-            if not (outcome.unprocessed or (idempotent and outcome.transient)):
-                if outcome.transient:  # not idempotent: it may have been carried out
-                    msg = f"{error} It was not retried: the service may have delivered it."
-                    raise ServiceError(msg, status=error.status, retry_after=error.retry_after)
-                raise error
-            delay = self._retry_delay(attempt, error)
-            if delay is None:
-                raise error
-            logger.info("Retrying in %.2f s: %s", delay, error)
-            await self._clock.sleep(delay)
+        attributes = {
+            telemetry.ENDPOINT: self.endpoint.endpoint,
+            telemetry.HUB: _hub_of(path),
+            "http.request.method": method,
+            "signalr.action": action,
+        }
+        with telemetry.span("signalr.rest", attributes) as span:
+            attempt = 0
+            while True:
+                attempt += 1
+                outcome = await self._attempt(
+                    method, url, query, content, doing=doing, action=action, accept=accept
+                )
+                if isinstance(outcome, int):
+                    span.set_attribute(telemetry.STATUS, outcome)
+                    if attempt > 1:
+                        span.set_attribute("signalr.attempts", attempt)
+                    return outcome
+                error = outcome.error
+                if not (outcome.unprocessed or (idempotent and outcome.transient)):
+                    if outcome.transient:  # not idempotent: it may have been carried out
+                        msg = f"{error} It was not retried: the service may have delivered it."
+                        raise ServiceError(msg, status=error.status, retry_after=error.retry_after)
+                    raise error
+                delay = self._retry_delay(attempt, error)
+                if delay is None:
+                    raise error
+                logger.info("Retrying in %.2f s: %s", delay, error)
+                await self._clock.sleep(delay)
 
     async def _attempt(
         self,
@@ -225,6 +236,13 @@ class RestClient:
             self._key, audience=url, claims={}, lifetime=_KEY_TOKEN_LIFETIME, now=self._clock.now()
         )
         return jwt, None
+
+
+def _hub_of(path: str) -> str:
+    """The hub a REST path is about (``/api/hubs/{hub}/...``): the only part of the path a span
+    carries, since the rest may hold a user, group or connection id."""
+    parts = path.split("/", 4)
+    return unquote(parts[3]) if len(parts) > 3 and parts[1:3] == ["api", "hubs"] else ""
 
 
 def _segment(value: object, what: str) -> str:

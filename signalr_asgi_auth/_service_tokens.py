@@ -28,6 +28,7 @@ from urllib.parse import quote
 import httpx2
 from jwt.utils import base64url_decode
 
+from . import _telemetry as telemetry
 from ._endpoint import ServiceEndpoint
 from ._errors import PermissionDeniedError, ServiceError, SignalRAuthError
 from ._keepers import EntraTokenKeeper, entra_call, isoformat
@@ -119,8 +120,10 @@ class ServiceTokens:
         if cached is not None and self._clock.now() < cached.reuse_until:
             self._cache.move_to_end(key)
             self.hits += 1
+            telemetry.count_service_token_lookup(self._endpoint.endpoint, hit=True)
             return cached.token
         self.misses += 1
+        telemetry.count_service_token_lookup(self._endpoint.endpoint, hit=False)
         self._wait_or_ask()
         issued = await self._flight.run(key, partial(self._fetch_recorded, key))
         return issued.token
@@ -163,8 +166,10 @@ class ServiceTokens:
         self._cache.clear()
 
     async def _fetch_recorded(self, key: _CacheKey, *, store: bool = True) -> _Issued:
+        attributes = {telemetry.ENDPOINT: self._endpoint.endpoint, telemetry.HUB: key[2]}
         try:
-            issued = await self._fetch(key)
+            with telemetry.span("signalr.service_token", attributes):
+                issued = await self._fetch(key)
         except SignalRAuthError as exc:
             self.failures += 1
             self.last_error, self._last_error_at = exc, self._clock.now()

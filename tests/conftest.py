@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from signalr_asgi_auth.emulator import Emulator, serve_in_thread
+from signalr_asgi_auth.emulator import Emulator, resource_id_named, serve_in_thread
 
 # Every variable that makes azure-identity pick another managed-identity flavour, or another
 # credential, than the one a fixture sets up (azure-identity's detection order).
@@ -70,3 +70,25 @@ def imds_env(
     """The environment that sends azure-identity's IMDS managed identity to the emulator."""
     unset = (*_IDENTITY_VARIABLES, "IDENTITY_ENDPOINT", "IDENTITY_HEADER")
     return _set_only(monkeypatch, emulator.imds_env(emulator_url), unset)
+
+
+@pytest.fixture
+def east() -> Emulator:
+    """A resource named east; ``west`` is another resource of its tenant (several endpoints)."""
+    return Emulator(resource_id=resource_id_named("east"))
+
+
+@pytest.fixture
+def west(east: Emulator) -> Emulator:
+    return Emulator(resource_id=resource_id_named("west"), authority=east.authority)
+
+
+@pytest.fixture
+def tenant_urls(
+    east: Emulator, west: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str]]:
+    """east and west served, with azure-identity's App Service managed identity sent to the
+    tenant's identity endpoint (east's)."""
+    with serve_in_thread(east.app) as east_url, serve_in_thread(west.app) as west_url:
+        _set_only(monkeypatch, east.app_service_env(east_url), _IDENTITY_VARIABLES)
+        yield east_url, west_url

@@ -5,45 +5,21 @@ identity call serves both endpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
 
 from signalr_asgi_auth import Delivery, EndpointsHubClient, SignalRAuth, SignalRContext
-from signalr_asgi_auth.emulator import Emulator, Principal, resource_id_named, serve_in_thread
+from signalr_asgi_auth.emulator import Emulator, Principal
 from signalr_asgi_auth.emulator._roles import ResourceId
 
-from .conftest import _IDENTITY_VARIABLES
 from .endpoints.support import FastClock
 from .support import FAST, wait_until
 
 pytestmark = pytest.mark.anyio
 
 OPTIONS: dict[str, Any] = {**FAST, "health_check_interval": 30, "health_check_timeout": 0.5}
-
-
-@pytest.fixture
-def east() -> Emulator:
-    return Emulator(resource_id=resource_id_named("east"))
-
-
-@pytest.fixture
-def west(east: Emulator) -> Emulator:
-    return Emulator(resource_id=resource_id_named("west"), authority=east.authority)
-
-
-@pytest.fixture
-def urls(
-    east: Emulator, west: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str]]:
-    with serve_in_thread(east.app) as east_url, serve_in_thread(west.app) as west_url:
-        for name in _IDENTITY_VARIABLES:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in east.app_service_env(east_url).items():
-            monkeypatch.setenv(name, value)
-        yield east_url, west_url
 
 
 @pytest.fixture
@@ -57,11 +33,15 @@ def app_identity(east: Emulator) -> Principal:
 
 
 def app(
-    east: Emulator, west: Emulator, urls: tuple[str, str], principal: Principal, **options: Any
+    east: Emulator,
+    west: Emulator,
+    tenant_urls: tuple[str, str],
+    principal: Principal,
+    **options: Any,
 ) -> SignalRAuth:
     strings = {
-        "east": east.connection_string(urls[0], client_id=principal.client_id),
-        "west:secondary": west.connection_string(urls[1], client_id=principal.client_id),
+        "east": east.connection_string(tenant_urls[0], client_id=principal.client_id),
+        "west:secondary": west.connection_string(tenant_urls[1], client_id=principal.client_id),
     }
     return SignalRAuth.from_connection_strings(
         strings, clock=FastClock(), mode="key", **{**OPTIONS, **options}
@@ -105,10 +85,10 @@ async def keys_ready(context: SignalRContext) -> None:
 
 
 async def test_negotiate_and_rest_fail_over_and_recover(
-    east: Emulator, west: Emulator, urls: tuple[str, str], app_identity: Principal
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str], app_identity: Principal
 ) -> None:
-    east_url, west_url = urls
-    auth = app(east, west, urls, app_identity)
+    east_url, west_url = tenant_urls
+    auth = app(east, west, tenant_urls, app_identity)
     async with auth as context:
         await keys_ready(context)
         hub = context.hub("chat")
@@ -140,13 +120,13 @@ async def test_negotiate_and_rest_fail_over_and_recover(
 async def test_an_endpoint_healthy_but_unable_to_fetch_its_key_is_not_usable(
     east: Emulator,
     west: Emulator,
-    urls: tuple[str, str],
+    tenant_urls: tuple[str, str],
     app_identity: Principal,
     status: int,
 ) -> None:
-    east_url, west_url = urls
+    east_url, west_url = tenant_urls
     east.inject("signalr.access_key", status=status)
-    auth = app(east, west, urls, app_identity, startup_timeout=2)
+    auth = app(east, west, tenant_urls, app_identity, startup_timeout=2)
     async with auth as context:
         await wait_until(lambda: calls(east, "signalr.health") >= 2)
         await wait_until(lambda: usable(auth) == {"east": False, "west": True})

@@ -438,7 +438,7 @@ async def test_the_entra_token_is_reused_and_asked_for_again_after_401(
 ) -> None:
     async with auth as signalr:
         assert auth._runtime is not None
-        keeper = auth._runtime.entra
+        keeper = auth._runtime.endpoints.home.entra
         assert keeper is not None
         hub = signalr.hub("chat")
         fetched, asked = emulator.log.count("identity.app_service"), keeper.attempts.fetches

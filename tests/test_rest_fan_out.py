@@ -4,7 +4,6 @@ one endpoint is raised naming it after the other took the call, existence is tru
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +18,8 @@ from signalr_asgi_auth import (
     SignalRAuth,
     SignalRContext,
 )
-from signalr_asgi_auth.emulator import Emulator, Principal, resource_id_named, serve_in_thread
+from signalr_asgi_auth.emulator import Emulator, Principal
 
-from .conftest import _IDENTITY_VARIABLES
 from .support import FAST, auth_for
 from .test_rest import Clients, message
 
@@ -36,28 +34,6 @@ class NoTargets:
 
 
 @pytest.fixture
-def east() -> Emulator:
-    return Emulator(resource_id=resource_id_named("east"))
-
-
-@pytest.fixture
-def west(east: Emulator) -> Emulator:
-    return Emulator(resource_id=resource_id_named("west"), authority=east.authority)
-
-
-@pytest.fixture
-def urls(
-    east: Emulator, west: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str]]:
-    with serve_in_thread(east.app) as east_url, serve_in_thread(west.app) as west_url:
-        for name in _IDENTITY_VARIABLES:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in east.app_service_env(east_url).items():
-            monkeypatch.setenv(name, value)
-        yield east_url, west_url
-
-
-@pytest.fixture
 def sender(east: Emulator, west: Emulator) -> Principal:
     principal = east.add_principal("sender")
     for resource in (east, west):
@@ -67,18 +43,18 @@ def sender(east: Emulator, west: Emulator) -> Principal:
 
 
 def apps(
-    east: Emulator, west: Emulator, urls: tuple[str, str], sender: Principal
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str], sender: Principal
 ) -> tuple[SignalRAuth, SignalRAuth, SignalRAuth]:
     """The app under test, on both endpoints; and one app per resource that its clients
     negotiate with (so that each client lands where the test wants it)."""
     both = SignalRAuth.from_connection_strings(
         {
-            "east": east.connection_string(urls[0], client_id=sender.client_id),
-            "west": west.connection_string(urls[1], client_id=sender.client_id),
+            "east": east.connection_string(tenant_urls[0], client_id=sender.client_id),
+            "west": west.connection_string(tenant_urls[1], client_id=sender.client_id),
         },
         **FAST,
     )
-    return both, auth_for(east, urls[0], sender), auth_for(west, urls[1], sender)
+    return both, auth_for(east, tenant_urls[0], sender), auth_for(west, tenant_urls[1], sender)
 
 
 def fan_out(signalr: SignalRContext, hub: str = "chat") -> EndpointsHubClient:
@@ -88,9 +64,9 @@ def fan_out(signalr: SignalRContext, hub: str = "chat") -> EndpointsHubClient:
 
 
 async def test_a_broadcast_reaches_clients_on_every_endpoint(
-    east: Emulator, west: Emulator, urls: tuple[str, str], sender: Principal
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str], sender: Principal
 ) -> None:
-    app, east_auth, west_auth = apps(east, west, urls, sender)
+    app, east_auth, west_auth = apps(east, west, tenant_urls, sender)
     async with (
         app as signalr,
         east_auth as on_east,
@@ -129,9 +105,9 @@ async def test_a_broadcast_reaches_clients_on_every_endpoint(
 
 
 async def test_a_failure_at_one_endpoint_names_it_after_the_other_took_the_call(
-    east: Emulator, west: Emulator, urls: tuple[str, str], sender: Principal
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str], sender: Principal
 ) -> None:
-    app, _, west_auth = apps(east, west, urls, sender)
+    app, _, west_auth = apps(east, west, tenant_urls, sender)
     async with app as signalr, west_auth as on_west, Clients(west) as clients:
         bob = await clients.connect(on_west, "bob")
         hub = fan_out(signalr)
@@ -158,13 +134,13 @@ async def test_a_failure_at_one_endpoint_names_it_after_the_other_took_the_call(
 
 
 async def test_roles_are_per_resource(
-    east: Emulator, west: Emulator, urls: tuple[str, str]
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str]
 ) -> None:
     only_east = east.add_principal("only-east")
     east.assign(only_east, "SignalR App Server")
     east.assign(only_east, "SignalR REST API Owner")
     west.assign(only_east, "SignalR App Server")
-    app, _, _ = apps(east, west, urls, only_east)
+    app, _, _ = apps(east, west, tenant_urls, only_east)
     async with app as signalr:
         hub = fan_out(signalr)
         with pytest.raises(EndpointDeliveryError) as raised:
@@ -175,11 +151,11 @@ async def test_roles_are_per_resource(
 
 
 async def test_one_endpoint_behaves_as_hub_client(
-    east: Emulator, west: Emulator, urls: tuple[str, str]
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str]
 ) -> None:
     reader = east.add_principal("reader")
     east.assign(reader, "SignalR App Server")
-    async with auth_for(east, urls[0], reader) as on_east:
+    async with auth_for(east, tenant_urls[0], reader) as on_east:
         assert isinstance(on_east.hub("chat"), HubClient)
         # Over a set of one: the same as HubClient.
         hub = EndpointsHubClient(on_east.endpoints, "chat")

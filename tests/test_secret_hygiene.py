@@ -246,11 +246,11 @@ async def test_entra_mode_through_refresh_faults_expiry_and_recovery(
 
     def look(client_reply: httpx2.Response | None = None) -> None:
         """Everything of ours there is to see right now."""
-        runtime = auth._runtime
-        assert runtime is not None
+        assert auth._runtime is not None
+        runtime = auth._runtime.endpoints.home
         assert runtime.keys is not None
         assert runtime.entra is not None
-        seen.show(auth, auth.options, runtime.context, runtime.issuer, runtime.entra, runtime.keys)
+        seen.show(auth, auth.options, auth.context, runtime.issuer, runtime.entra, runtime.keys)
         seen.show(runtime.adapter, runtime.service)
         seen.show(runtime.entra._token, runtime.keys._key, auth.health())
         if runtime.keys.attempts.last_error is not None:
@@ -336,11 +336,11 @@ async def test_access_key_mode(
         for query in ("user=alice", "user=", "blob=" + "x" * 5000):
             seen.answer(await client.post(f"/chat/negotiate?{query}"))
         seen.answer(await client.get("/health"))
-        runtime = auth._runtime
-        assert runtime is not None
+        assert auth._runtime is not None
+        runtime = auth._runtime.endpoints.home
         keys = runtime.issuer._keys
         assert keys is not None
-        seen.show(runtime.context, runtime.issuer, keys, keys.current())
+        seen.show(auth.context, runtime, runtime.issuer, keys, keys.current())
     # Connection strings that go wrong around the key.
     for broken in (
         f"Endpoint={emulator_url};AccessKey={key}Version=1.0;",  # a ';' missing

@@ -348,7 +348,7 @@ async def test_a_missing_role_is_a_503_naming_the_roles_that_grant_client_tokens
         ({"status": 403}, "refused to get a client token for hub 'chat' (403 Forbidden)"),
         ({"body": "<html>gateway</html>"}, "reply that is not a JSON object"),
         ({"body": '{"token": 42}'}, "reply that has no token string"),
-        ({"delay": 1.0}, "did not answer in time while trying to get a client token"),
+        ({"delay": 3.0}, "did not answer in time while trying to get a client token"),
     ],
     ids=["500", "503", "401", "403", "html", "no-token", "timeout"],
 )
@@ -361,7 +361,8 @@ async def test_service_errors_answer_503_and_clear_up(
     words: str,
 ) -> None:
     clock = SteppedClock()
-    auth = auth_for(emulator, emulator_url, owner, mode="service", request_timeout=0.3, clock=clock)
+    # request_timeout: short of the injected delay, with room for the answers that should come.
+    auth = auth_for(emulator, emulator_url, owner, mode="service", request_timeout=1.0, clock=clock)
     # After a 403, or an answer with Retry-After, the service is not asked again for a while.
     waits = fault.get("status") == 403 or "headers" in fault
     async with negotiate_app(auth, user_id=lambda request: request.query_params["user"]) as client:
@@ -631,8 +632,11 @@ async def test_auto_without_either_role_waits_for_the_key_and_names_both_paths(
 ) -> None:
     caplog.set_level(logging.WARNING, "signalr_asgi_auth")
     nobody = emulator.add_principal("nobody")
-    auth = auth_for(emulator, emulator_url, nobody, startup_timeout=0.5)
+    # Startup waits all of startup_timeout here (no key comes): long enough for both refusals
+    # to be back on a busy machine, short enough not to slow the suite much.
+    auth = auth_for(emulator, emulator_url, nobody, startup_timeout=3)
     async with auth as signalr:
+        await wait_for_a_refused_key(auth)
         with pytest.raises(NotReadyError) as caught:
             await signalr.negotiate("chat")
         health = auth.health()

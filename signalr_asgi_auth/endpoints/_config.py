@@ -29,6 +29,7 @@ __all__ = [
     "endpoints_from_environment",
     "parse_endpoint_key",
     "resolve_endpoints",
+    "settings_identity",
 ]
 
 EndpointType = Literal["primary", "secondary"]
@@ -249,7 +250,7 @@ def resolve_endpoint(
         )
         raise ConfigurationError(msg)
     identity: IdentityKey = (
-        ("object", id(chosen)) if chosen is not None else _settings_identity(settings)
+        ("object", id(chosen)) if chosen is not None else settings_identity(settings)
     )
     return EndpointConfig(
         name=endpoint.name,
@@ -262,7 +263,7 @@ def resolve_endpoint(
     )
 
 
-def _settings_identity(settings: ConnectionSettings | None) -> IdentityKey:
+def settings_identity(settings: ConnectionSettings | None) -> IdentityKey:
     """The identity a connection string names. Compared, never shown: the client secret enters
     only as a digest."""
     assert settings is not None

@@ -10,11 +10,13 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ._config import EndpointType
 
 __all__ = ["DefaultRouter", "EndpointInfo", "EndpointRouter", "RouteRequest", "StickyByUserRouter"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,10 @@ class DefaultRouter:
         return "DefaultRouter()"
 
     def choose(self, request: RouteRequest, endpoints: Sequence[EndpointInfo]) -> EndpointInfo:
-        candidates = preferred(endpoints)
+        return self.pick(preferred(endpoints))
+
+    def pick(self, candidates: Sequence[_T]) -> _T:
+        """One of ``candidates`` (already the preferred ones) at random."""
         return candidates[0] if len(candidates) == 1 else self._choice(candidates)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from urllib.parse import quote
 import anyio
 import httpx2
 
+from .. import _telemetry as telemetry
 from .._errors import ProtocolError, ServiceError, SignalRAuthError
 from .._rbac import DataAction
 from .._service_errors import service_error, transport_error
@@ -136,6 +138,8 @@ class ServerConnection:
                 self._fail("ended before the handshake completed")
             if was_up and not self.reason:
                 self.reason = "closed"
+            if was_up:
+                telemetry.server_connection_down(self.pool.endpoint.endpoint, self.pool.hub)
             self.ended.set()
             self.settled.set()
             if was_up:
@@ -145,6 +149,10 @@ class ServerConnection:
     @property
     def _doing(self) -> str:
         return f"open a server connection for hub {self.pool.hub!r}"
+
+    @property
+    def _span_attributes(self) -> dict[str, str]:
+        return {telemetry.ENDPOINT: self.pool.endpoint.endpoint, telemetry.HUB: self.pool.hub}
 
     def _fail(self, what: str) -> None:
         self.error = ServiceError(
@@ -169,22 +177,28 @@ class ServerConnection:
         url = pool.endpoint.server_connection_url(pool.hub, self.id)
         if self.target is not None:
             url += "&target=" + _query_value(self.target)
-        self._bearer, self._on_unauthorized = await pool.authorization.bearer(
-            pool.endpoint.server_audience(pool.hub)
-        )
-        headers = {
-            "Authorization": f"Bearer {self._bearer}",
-            "X-ASRS-Server-Id": server_id(),
-            "Asrs-User-Agent": user_agent(),
-            "X-Requested-With": "XMLHttpRequest",
-        }
-        async with open_websocket(
-            pool.http,
-            url,
-            headers=headers,
-            upgrade_timeout=timings.handshake_timeout,
-            max_message_size=timings.max_message_size,
-        ) as socket:
+        opening = "reconnect" if self._reopening else "connect"
+        async with AsyncExitStack() as stack:
+            # The span covers the bearer and the upgrade; the handshake has its own.
+            with telemetry.span(f"signalr.server_connection.{opening}", self._span_attributes):
+                self._bearer, self._on_unauthorized = await pool.authorization.bearer(
+                    pool.endpoint.server_audience(pool.hub)
+                )
+                headers = {
+                    "Authorization": f"Bearer {self._bearer}",
+                    "X-ASRS-Server-Id": server_id(),
+                    "Asrs-User-Agent": user_agent(),
+                    "X-Requested-With": "XMLHttpRequest",
+                }
+                socket = await stack.enter_async_context(
+                    open_websocket(
+                        pool.http,
+                        url,
+                        headers=headers,
+                        upgrade_timeout=timings.handshake_timeout,
+                        max_message_size=timings.max_message_size,
+                    )
+                )
             self._socket = socket
             # Everything inside is caught here: the session's task group would wrap it in a group.
             try:
@@ -201,15 +215,17 @@ class ServerConnection:
         handshake = HandshakeRequest(
             connection_type=_ON_DEMAND if self.target else 0, target=self.target or ""
         )
-        await socket.send(frame_service_message(handshake))
-        self._last_sent = anyio.current_time()
-        waiting: list[ServiceMessage] | None = None
-        with anyio.move_on_after(timings.handshake_timeout):
-            waiting = await self._handshake(socket, reader)
-        if waiting is None:
-            self._fail(f"sent no handshake response within {timings.handshake_timeout:g} s")
-            assert self.error is not None
-            raise self.error
+        with telemetry.span("signalr.server_connection.handshake", self._span_attributes):
+            await socket.send(frame_service_message(handshake))
+            self._last_sent = anyio.current_time()
+            waiting: list[ServiceMessage] | None = None
+            with anyio.move_on_after(timings.handshake_timeout):
+                waiting = await self._handshake(socket, reader)
+            if waiting is None:
+                self._fail(f"sent no handshake response within {timings.handshake_timeout:g} s")
+                assert self.error is not None
+                raise self.error
+        telemetry.server_connection_up(self.pool.endpoint.endpoint, self.pool.hub)
         self.status, self.writable = "up", True
         self.pool.reconnects += self._reopening  # counted with `up`, so health never lags
         self.up.set()
@@ -255,13 +271,15 @@ class ServerConnection:
         scope = self._scope
         if self.status == "up" and self._socket is not None:
             self.status = "closing"
-            with anyio.move_on_after(finack_timeout):
-                try:
-                    await self._write(Ping(("shutdown", "fin:0")))
-                except NotWritable:
-                    pass
-                else:
-                    await self._finack.wait()
+            with telemetry.span("signalr.server_connection.stop", self._span_attributes) as span:
+                with anyio.move_on_after(finack_timeout):
+                    try:
+                        await self._write(Ping(("shutdown", "fin:0")))
+                    except NotWritable:
+                        pass
+                    else:
+                        await self._finack.wait()
+                span.set_attribute("signalr.finack", self._finack.is_set())
             self.writable = False
             self.reason = "the app is shutting down"
         if scope is not None:

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx2
 import wsproto
 import wsproto.connection
@@ -46,8 +47,16 @@ class WebSocket:
 
     def __init__(self, stream: Any, *, max_message_size: int) -> None:
         self._stream = stream  # httpcore2's AsyncNetworkStream: read(n), write(data), aclose()
+        # On asyncio httpcore2 wraps an anyio byte stream, and each of its read() and write()
+        # calls opens a timeout scope and an exception map that cost more than the frame does
+        # (a profile of one invocation showed four of them). Frames go straight to that byte
+        # stream when it is there; otherwise (trio's backend) through httpcore2's interface.
+        self._bytes, leading = _byte_stream_under(stream)
         self._protocol = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
         self._events: Iterator[wsproto.events.Event] = iter(())
+        if leading:  # what came with the 101 response, which the wrapper would have returned first
+            self._protocol.receive_data(leading)
+            self._events = iter(self._protocol.events())
         self._partial = bytearray()
         self._max = max_message_size
         self._write_lock = anyio.Lock()
@@ -56,13 +65,34 @@ class WebSocket:
         await self._write(wsproto.events.BytesMessage(data=data))
 
     async def _write(self, event: wsproto.events.Event) -> None:
+        lock = self._write_lock
         try:
             frame = self._protocol.send(event)
-            async with self._write_lock:
-                await self._stream.write(frame)
+            # Uncontended (nearly always), take the lock without the checkpoint acquire() makes:
+            # a round through the event loop per message otherwise.
+            try:
+                lock.acquire_nowait()
+            except anyio.WouldBlock:
+                await lock.acquire()
+            try:
+                if self._bytes is not None:
+                    await self._bytes.send(frame)
+                else:
+                    await self._stream.write(frame)
+            finally:
+                lock.release()
         except Exception as exc:  # wsproto's LocalProtocolError, httpcore2's WriteError and kin
             msg = f"writing failed ({type(exc).__name__})"
             raise WebSocketClosed(msg) from None
+
+    async def _read(self) -> bytes:
+        if self._bytes is None:
+            data: bytes = await self._stream.read(_READ_SIZE)
+            return data
+        try:
+            return await self._bytes.receive(_READ_SIZE)
+        except anyio.EndOfStream:
+            return b""
 
     async def receive(self) -> bytes:
         """The next whole message's bytes (a text message's UTF-8: the service sends binary)."""
@@ -72,8 +102,8 @@ class WebSocket:
                 if message is not None:
                     return message
             try:
-                data = await self._stream.read(_READ_SIZE)
-            except Exception as exc:  # httpcore2's ReadError and kin
+                data = await self._read()
+            except Exception as exc:  # httpcore2's ReadError, anyio's BrokenResourceError and kin
                 msg = f"the WebSocket broke ({type(exc).__name__})"
                 raise WebSocketClosed(msg) from None
             if not data:
@@ -117,6 +147,18 @@ class WebSocket:
                 await self._write(wsproto.events.CloseConnection(code=code))
         with suppress(Exception):  # closing what is already broken
             await self._stream.aclose()
+
+
+def _byte_stream_under(stream: Any) -> tuple[anyio.abc.ByteStream | None, bytes]:
+    """The anyio byte stream under httpcore2's upgrade stream (``AsyncHTTP11UpgradeStream`` over
+    ``AnyIOStream``), with the bytes the upgrade stream still holds; ``(None, b"")`` when the
+    layers are not those (trio's backend, another httpcore2), and httpcore2's interface is used."""
+    leading = getattr(stream, "_leading_data", b"")
+    anyio_stream = getattr(stream, "_stream", None)
+    inner = getattr(anyio_stream, "_stream", None)
+    if isinstance(inner, anyio.abc.ByteStream) and isinstance(leading, bytes):
+        return inner, leading
+    return None, b""
 
 
 @asynccontextmanager

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
@@ -56,14 +58,30 @@ class Lines:
                 continue
 
 
-def test_the_command_prints_the_environment_and_one_line_per_request() -> None:
-    command = [sys.executable, "-m", "signalr_asgi_auth", "emulator", "--port", "0"]
+@contextmanager
+def emulator_command(*arguments: str) -> Iterator[tuple[subprocess.Popen[str], Lines]]:
+    """``python -m signalr_asgi_auth emulator --port 0 ARGUMENTS`` and its stdout, line by line;
+    killed if still running at the end, and nothing logged at ERROR on stderr."""
+    command = [sys.executable, "-m", "signalr_asgi_auth", "emulator", "--port", "0", *arguments]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     try:
-        lines = Lines(process)
+        yield process, Lines(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        errors = process.stderr.read()
+        process.stdout.close()  # type: ignore[union-attr]
+        process.stderr.close()
+    assert "ERROR" not in errors
+
+
+def test_the_command_prints_the_environment_and_one_line_per_request() -> None:
+    with emulator_command() as (process, lines):
         url = lines.until(r"listening on (http://127\.0\.0\.1:\d+)", STARTUP_TIMEOUT)[1]
         lines.until(rf"^  Endpoint={re.escape(url)};AuthType=azure\.msi;Version=1\.0;$")
         lines.until(rf"^export IDENTITY_ENDPOINT={re.escape(url)}/msi/token$")
@@ -101,15 +119,6 @@ def test_the_command_prints_the_environment_and_one_line_per_request() -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(TIMEOUT) == 0
         lines.until(r"^Emulator stopped\.$")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stderr is not None
-        errors = process.stderr.read()
-        process.stdout.close()  # type: ignore[union-attr]
-        process.stderr.close()
-    assert "ERROR" not in errors
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "example.org"])
@@ -156,14 +165,7 @@ def test_the_service_mode_option(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_several_resources_share_the_identity_endpoint_and_print_a_variable_each() -> None:
-    command = [sys.executable, "-m", "signalr_asgi_auth", "emulator", "--port", "0"]
-    command += ["--resources", "east,backup:secondary"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        lines = Lines(process)
+    with emulator_command("--resources", "east,backup:secondary") as (process, lines):
         lines.until(r"several resources of one tenant", STARTUP_TIMEOUT)
         east = lines.until(r"^  east \(primary\) on (http://127\.0\.0\.1:\d+): .*/SignalR/east$")[1]
         backup = lines.until(r"^  backup \(secondary\) on (http://127\.0\.0\.1:\d+): .*/backup$")[1]
@@ -191,15 +193,6 @@ def test_several_resources_share_the_identity_endpoint_and_print_a_variable_each
         lines.until(r"signalr\.access_key +GET .* -> 200  principal=system-assigned")
         process.send_signal(signal.SIGINT)
         assert process.wait(TIMEOUT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stderr is not None
-        errors = process.stderr.read()
-        process.stdout.close()  # type: ignore[union-attr]
-        process.stderr.close()
-    assert "ERROR" not in errors
 
 
 def test_bad_resource_names_are_reported(capsys: pytest.CaptureFixture[str]) -> None:

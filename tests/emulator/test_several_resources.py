@@ -4,7 +4,6 @@ resource with its own id, roles, keys and faults (issue 12 item 7)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx2
 import pytest
@@ -15,11 +14,9 @@ from signalr_asgi_auth.emulator import (
     IdentityAuthority,
     local_emulators,
     resource_id_named,
-    serve_in_thread,
 )
 from signalr_asgi_auth.emulator._roles import Action, ResourceId
 
-from ..conftest import _IDENTITY_VARIABLES
 from .helpers import SIGNALR_SCOPE, TIMEOUT, bearer
 
 
@@ -31,38 +28,10 @@ def health(url: str) -> httpx2.Response:
     return httpx2.head(f"{url}/api/health?api-version=2022-06-01", timeout=TIMEOUT)
 
 
-@pytest.fixture
-def east() -> Emulator:
-    return Emulator(resource_id=resource_id_named("east"))
-
-
-@pytest.fixture
-def west(east: Emulator) -> Emulator:
-    return Emulator(resource_id=resource_id_named("west"), authority=east.authority)
-
-
-@pytest.fixture
-def urls(east: Emulator, west: Emulator) -> Iterator[tuple[str, str]]:
-    with serve_in_thread(east.app) as east_url, serve_in_thread(west.app) as west_url:
-        yield east_url, west_url
-
-
-@pytest.fixture
-def identity_env(
-    monkeypatch: pytest.MonkeyPatch, east: Emulator, urls: tuple[str, str]
-) -> dict[str, str]:
-    for name in _IDENTITY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    env = east.app_service_env(urls[0])
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
 def test_one_managed_identity_token_is_honoured_by_each_resource_under_its_own_roles(
-    east: Emulator, west: Emulator, urls: tuple[str, str], identity_env: dict[str, str]
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str]
 ) -> None:
-    east_url, west_url = urls
+    east_url, west_url = tenant_urls
     app_server = east.add_principal("app-server")
     east.assign(app_server, "SignalR App Server")
     credential = ManagedIdentityCredential(client_id=app_server.client_id)
@@ -85,7 +54,7 @@ def test_one_managed_identity_token_is_honoured_by_each_resource_under_its_own_r
 
 
 def test_principals_are_the_tenants_and_a_group_scope_covers_every_resource(
-    east: Emulator, west: Emulator, urls: tuple[str, str]
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str]
 ) -> None:
     worker = west.add_principal("worker")
     assert east.find_principal(client_id=worker.client_id) == worker
@@ -95,22 +64,22 @@ def test_principals_are_the_tenants_and_a_group_scope_covers_every_resource(
     east.assign(worker, "SignalR App Server", group)
     token = east.issue_entra_token(worker)
 
-    assert [fetch_key(url, token).status_code for url in urls] == [200, 200]
+    assert [fetch_key(url, token).status_code for url in tenant_urls] == [200, 200]
     assert east.assignments == west.assignments
 
 
-def test_another_tenants_token_is_refused(east: Emulator, urls: tuple[str, str]) -> None:
+def test_another_tenants_token_is_refused(east: Emulator, tenant_urls: tuple[str, str]) -> None:
     stranger = Emulator(resource_id=resource_id_named("elsewhere"))
     stranger.assign(stranger.system_identity, "SignalR App Server", east.resource_id)
     token = stranger.issue_entra_token(stranger.system_identity)
 
-    assert [fetch_key(url, token).status_code for url in urls] == [401, 401]
+    assert [fetch_key(url, token).status_code for url in tenant_urls] == [401, 401]
 
 
 def test_faults_belong_to_one_resource(
-    east: Emulator, west: Emulator, urls: tuple[str, str]
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str]
 ) -> None:
-    east_url, west_url = urls
+    east_url, west_url = tenant_urls
     group = ResourceId(east.resource_id.subscription, east.resource_id.resource_group)
     east.assign(east.system_identity, "SignalR App Server", group)
     token = east.issue_entra_token(east.system_identity)

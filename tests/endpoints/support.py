@@ -11,7 +11,12 @@ from urllib.parse import urlsplit
 import anyio
 import jwt
 
-from signalr_asgi_auth.emulator import Emulator, serve_in_thread
+from signalr_asgi_auth.emulator import (
+    Emulator,
+    IdentityAuthority,
+    resource_id_named,
+    serve_in_thread,
+)
 
 FACTOR = 100.0
 """Clock seconds per real second: a 30 s probe interval takes 0.3 s."""
@@ -39,6 +44,21 @@ def served(count: int) -> Iterator[list[tuple[Emulator, str]]]:
         pairs = []
         for _ in range(count):
             emulator = Emulator()
+            pairs.append((emulator, stack.enter_context(serve_in_thread(emulator.app))))
+        yield pairs
+
+
+@contextmanager
+def one_tenant(
+    *names: str, token_lifetime: float = 24 * 3600
+) -> Iterator[list[tuple[Emulator, str]]]:
+    """Resources of one tenant (fanout's shared :class:`IdentityAuthority`): a token from the
+    first one's identity endpoint is valid at each; roles are per resource."""
+    authority = IdentityAuthority(token_lifetime=token_lifetime)
+    with ExitStack() as stack:
+        pairs = []
+        for name in names:
+            emulator = Emulator(resource_id=resource_id_named(name), authority=authority)
             pairs.append((emulator, stack.enter_context(serve_in_thread(emulator.app))))
         yield pairs
 

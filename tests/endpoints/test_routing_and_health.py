@@ -23,7 +23,7 @@ from signalr_asgi_auth.emulator import Emulator
 
 from ..faults import running_app
 from ..support import FAST, wait_until
-from .support import FastClock, health_requests, key_string, served, token_claims
+from .support import FastClock, health_requests, key_string, one_tenant, served, token_claims
 
 pytestmark = pytest.mark.anyio
 
@@ -131,30 +131,37 @@ async def test_with_one_endpoint_nothing_is_probed() -> None:
 
 
 async def test_a_healthy_endpoint_that_cannot_sign_is_not_usable(
-    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # east's identity authority is the first emulator: west (another resource, another tenant)
-    # rejects its Entra token, so west answers its health probes but never gives a key.
-    principal = emulator.add_principal("app")
-    emulator.assign(principal, "SignalR App Server")
-    with served(1) as [(west, west_url)]:
+    # One tenant, two resources: the app's identity has its role on the secondary only, so the
+    # primary answers its health probes but refuses the key (403).
+    with one_tenant("east", "west") as [(east, east_url), (west, west_url)]:
+        principal = east.add_principal("app")
+        east.assign(principal, "SignalR App Server")
+        for name, value in east.app_service_env(east_url).items():
+            monkeypatch.setenv(name, value)
         strings = {
-            "east:secondary": emulator.connection_string(
-                emulator_url, client_id=principal.client_id
-            ),
+            "east:secondary": east.connection_string(east_url, client_id=principal.client_id),
             "west": west.connection_string(west_url, client_id=principal.client_id),
         }
         auth = SignalRAuth.from_connection_strings(
-            strings, clock=FastClock(), startup_timeout=2, mode="key", **OPTIONS
+            strings, clock=FastClock(), mode="key", **OPTIONS
         )
         async with auth as context:
             await wait_until(lambda: health_requests(west) >= 2)
+            await wait_until(
+                lambda: auth.health()["endpoints"][1]["access_key"]["consecutive_failures"] > 0
+            )
             assert usable(auth) == {"east": True, "west": False}
             west_entry = auth.health()["endpoints"][1]
             assert west_entry["probe"]["status"] == "up"
-            assert "access key" in west_entry["reason"]
+            assert "SignalR App Server" in west_entry["reason"]
             # west is the only primary, but cannot sign: negotiations go to the secondary
-            assert set(await where(context, 10)) == {emulator_url}
+            assert set(await where(context, 10)) == {east_url}
+            # the role arrives: west signs, and takes the negotiations back
+            west.assign(principal, "SignalR App Server")
+            await wait_until(lambda: usable(auth)["west"], within=20)
+            assert set(await where(context, 10)) == {west_url}
 
 
 async def test_all_down_answers_503_with_a_reason_per_endpoint() -> None:

@@ -18,14 +18,14 @@ from signalr_asgi_auth import (
     SignalRAuth,
     StickyByUserRouter,
 )
-from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 
 from ..support import FAST, wait_until
-from .support import FastClock, key_string, served
+from .support import FastClock, key_string, one_tenant, served
 
 pytestmark = pytest.mark.anyio
 
 OPTIONS: dict[str, Any] = {**FAST, "health_check_interval": 30, "health_check_timeout": 0.5}
+RESOURCE_GROUP = "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourceGroups/rg-signalr"
 USERS = [f"user-{n}" for n in range(3000)]
 
 
@@ -168,69 +168,53 @@ async def test_add_endpoint_needs_the_app_running() -> None:
 
 
 async def test_one_identity_call_per_refresh_for_three_endpoints(
-    app_service_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # One emulator served on three ports: three endpoint URLs, one identity authority.
-    # Tokens live 3 s and are refreshed at half-life. Real time: azure-identity's own cache keeps
-    # a token by the real clock.
-    emulator = Emulator(token_lifetime=3)
-    principal = emulator.add_principal("app")
-    emulator.assign(principal, "SignalR App Server")
-    with (
-        serve_in_thread(emulator.app) as first,
-        serve_in_thread(emulator.app) as second,
-        serve_in_thread(emulator.app) as third,
-    ):
+    # Three resources of one tenant; tokens live 3 s and are refreshed at half-life. Real time:
+    # azure-identity's own cache keeps a token by the real clock.
+    with one_tenant("a", "b", "c", token_lifetime=3) as pairs:
+        first, first_url = pairs[0]
+        principal = first.add_principal("app")
+        first.assign(principal, "SignalR App Server", RESOURCE_GROUP)  # covers all three
+        for name, value in first.app_service_env(first_url).items():
+            monkeypatch.setenv(name, value)
         strings = {
             name: emulator.connection_string(url, client_id=principal.client_id)
-            for name, url in zip(["a", "b", "c:secondary"], [first, second, third], strict=True)
+            for name, (emulator, url) in zip(["a", "b", "c:secondary"], pairs, strict=True)
         }
-        # the identity endpoint: the conftest fixture's emulator, pointed at this one
-        env = emulator.app_service_env(first)
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in env.items():
-                patch.setenv(name, value)
-            auth = SignalRAuth.from_connection_strings(strings, mode="key", **OPTIONS)
+        auth = SignalRAuth.from_connection_strings(strings, mode="key", **OPTIONS)
 
-            def identity_calls() -> int:
-                return sum(1 for e in emulator.log if e.route == "identity.app_service")
+        def identity_calls() -> int:
+            return first.log.count("identity.app_service")
 
-            def key_calls() -> int:
-                return sum(1 for e in emulator.log if e.route == "signalr.access_key")
-
-            async with auth as context:
-                # (startup_timeout counts on the compressed clock: wait here instead)
-                runtimes = context.endpoints.all
-                await wait_until(
-                    lambda: all(r.keys is not None and r.keys.ready.is_set() for r in runtimes)
-                )
-                assert identity_calls() == 1
-                assert key_calls() == 3
-                assert len({id(r.entra) for r in runtimes}) == 1
-                keeper = runtimes[0].entra
-                assert keeper is not None
-                await wait_until(lambda: keeper.attempts.fetches >= 3, within=30)
-                calls, fetches = identity_calls(), keeper.attempts.fetches
-                assert fetches <= calls <= fetches + 1  # one may be under way
-                assert all(entry["usable"] for entry in auth.health()["endpoints"])
+        async with auth as context:
+            runtimes = context.endpoints.all
+            await wait_until(
+                lambda: all(r.keys is not None and r.keys.ready.is_set() for r in runtimes)
+            )
+            assert identity_calls() == 1
+            assert [emulator.log.count("signalr.access_key") for emulator, _ in pairs] == [1, 1, 1]
+            assert len({id(r.entra) for r in runtimes}) == 1
+            keeper = runtimes[0].entra
+            assert keeper is not None
+            await wait_until(lambda: keeper.attempts.fetches >= 3, within=30)
+            calls, fetches = identity_calls(), keeper.attempts.fetches
+            assert fetches <= calls <= fetches + 1  # one may be under way
+            assert all(entry["usable"] for entry in auth.health()["endpoints"])
 
 
-async def test_different_identities_do_not_share(app_service_env: dict[str, str]) -> None:
-    emulator = Emulator()
-    one, two = emulator.add_principal("one"), emulator.add_principal("two")
-    for principal in (one, two):
-        emulator.assign(principal, "SignalR App Server")
-    with (
-        serve_in_thread(emulator.app) as first,
-        serve_in_thread(emulator.app) as second,
-        pytest.MonkeyPatch.context() as patch,
-    ):
-        for name, value in emulator.app_service_env(first).items():
-            patch.setenv(name, value)
+async def test_different_identities_do_not_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    with one_tenant("a", "b") as pairs:
+        first, first_url = pairs[0]
+        one, two = first.add_principal("one"), first.add_principal("two")
+        for principal in (one, two):
+            first.assign(principal, "SignalR App Server", RESOURCE_GROUP)
+        for name, value in first.app_service_env(first_url).items():
+            monkeypatch.setenv(name, value)
         auth = SignalRAuth.from_connection_strings(
             {
-                "a": emulator.connection_string(first, client_id=one.client_id),
-                "b": emulator.connection_string(second, client_id=two.client_id),
+                "a": pairs[0][0].connection_string(pairs[0][1], client_id=one.client_id),
+                "b": pairs[1][0].connection_string(pairs[1][1], client_id=two.client_id),
             },
             clock=FastClock(),
             mode="key",
@@ -242,4 +226,4 @@ async def test_different_identities_do_not_share(app_service_env: dict[str, str]
                 lambda: all(r.keys is not None and r.keys.ready.is_set() for r in runtimes)
             )
             assert len({id(r.entra) for r in runtimes}) == 2
-            assert sum(1 for e in emulator.log if e.route == "identity.app_service") == 2
+            assert first.log.count("identity.app_service") == 2

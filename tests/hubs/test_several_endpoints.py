@@ -5,7 +5,7 @@ back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
@@ -13,39 +13,14 @@ import httpx2
 import pytest
 
 from signalr_asgi_auth import SignalRAuth, SignalRContext
-from signalr_asgi_auth.emulator import Emulator, Principal, resource_id_named, serve_in_thread
+from signalr_asgi_auth.emulator import Emulator, Principal, resource_id_named
 from signalr_asgi_auth.hubs import Hub, HubCall
 
-from ..conftest import _IDENTITY_VARIABLES
 from ..emulator.helpers import TIMEOUT
 from ..emulator.hub_client import HubSocket, hub_socket, negotiate
 from ..support import FAST, auth_for
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def east() -> Emulator:
-    return Emulator(resource_id=resource_id_named("east"), service_mode="default")
-
-
-@pytest.fixture
-def west(east: Emulator) -> Emulator:
-    return Emulator(
-        resource_id=resource_id_named("west"), authority=east.authority, service_mode="default"
-    )
-
-
-@pytest.fixture
-def urls(
-    east: Emulator, west: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str]]:
-    with serve_in_thread(east.app) as east_url, serve_in_thread(west.app) as west_url:
-        for name in _IDENTITY_VARIABLES:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in east.app_service_env(east_url).items():
-            monkeypatch.setenv(name, value)
-        yield east_url, west_url
 
 
 @pytest.fixture
@@ -92,9 +67,10 @@ async def until(condition: object, what: str) -> None:
 
 
 async def test_a_hubs_sends_reach_clients_on_both_endpoints_and_skip_one_that_is_down(
-    east: Emulator, west: Emulator, urls: tuple[str, str], server: Principal
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str], server: Principal
 ) -> None:
-    east_url, west_url = urls
+    east_url, west_url = tenant_urls
+    east.service_mode = west.service_mode = "default"
     chat = chat_hub()
     both = SignalRAuth.from_connection_strings(
         {

@@ -250,18 +250,14 @@ class Doctor:
         )
 
     async def _access_key_check(self, check: Check) -> None:
-        context = self._context
-        if context.key is not None:
-            check.detail = "Access-key connection string: no temporary key is needed."
-            return
-        if context.entra is None:
-            check.detail = "Needs a Microsoft Entra token."
+        entra = self._entra_or_skip(check, "no temporary key is needed.")
+        if entra is None:
             return
         endpoint = self._settings().endpoint
         try:
             response = await entra_call(
                 self._http(),
-                context.entra,
+                entra,
                 "GET",
                 endpoint.access_key_url,
                 endpoint=endpoint,
@@ -282,19 +278,15 @@ class Doctor:
         check.status, check.detail = "pass", f"got key {key_id} (the key itself is not shown)"
 
     async def _service_token_check(self, check: Check) -> None:
-        context = self._context
-        if context.key is not None:
-            check.detail = "Access-key connection string: client tokens are signed locally."
-            return
-        if context.entra is None:
-            check.detail = "Needs a Microsoft Entra token."
+        entra = self._entra_or_skip(check, "client tokens are signed locally.")
+        if entra is None:
             return
         endpoint = self._settings().endpoint
         hub = quote(self._hub, safe="")
         try:
             response = await entra_call(
                 self._http(),
-                context.entra,
+                entra,
                 "POST",
                 endpoint.server_url(f"/api/hubs/{hub}/:generateToken"),
                 endpoint=endpoint,
@@ -445,6 +437,14 @@ class Doctor:
             )
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _entra_or_skip(self, check: Check, with_a_key: str) -> EntraTokenKeeper | None:
+        """The keeper for an Entra-only check, or ``None`` with the check skipped and why."""
+        if self._context.key is not None:
+            check.detail = f"Access-key connection string: {with_a_key}"
+        elif self._context.entra is None:
+            check.detail = "Needs a Microsoft Entra token."
+        return None if self._context.key is not None else self._context.entra
 
     def _settings(self) -> ConnectionSettings:
         settings = self._context.settings

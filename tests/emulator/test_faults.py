@@ -79,7 +79,7 @@ def test_extra_headers_decorate_the_real_answer(emulator: Emulator, emulator_url
 @pytest.mark.anyio
 async def test_delay_holds_the_answer_back(emulator: Emulator, emulator_url: str) -> None:
     emulator.inject("signalr.health", delay=0.3, times=1)
-    emulator.inject("signalr.health", delay=1.0, times=1)
+    emulator.inject("signalr.health", delay=3.0, times=1)
 
     async with httpx2.AsyncClient(timeout=TIMEOUT) as client:
         started = anyio.current_time()
@@ -89,8 +89,8 @@ async def test_delay_holds_the_answer_back(emulator: Emulator, emulator_url: str
             await client.get(f"{emulator_url}/api/health", timeout=0.15)
 
     assert delayed.status_code == 200
-    # At least its own delay, and well short of both delays together (a busy machine adds time).
-    assert 0.3 <= elapsed < 1.0
+    # At least its own delay, and well short of the other one (a busy machine adds time).
+    assert 0.3 <= elapsed < 2.5
 
 
 def test_malformed_body_reaches_the_real_credential(

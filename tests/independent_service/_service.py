@@ -30,6 +30,8 @@ from . import _wire
 _ACK_OK = 1
 _ACK_NOT_FOUND = 2
 _USER_CLAIM = "asrs.s.uid"
+_CLOSE_WITHIN = 2.0
+"""Seconds a close or drop waits for its turn to write before cutting the TCP connection anyway."""
 
 
 @dataclass
@@ -133,6 +135,11 @@ class ServerConnection:
     """What the service could not read from the server (it then closes the connection, as Azure
     would); a test of a well-behaved server asserts this stays empty."""
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
+    """Every write takes it: the reader (answers, close replies), the pinger and the test's task all
+    write, and two writers at once raise ``BusyResourceError``."""
+    _echoes_sent: list[str] = field(default_factory=list)
+    """Values of the ``echo`` pings this service sent and the server has not answered yet: an echo
+    from the server with one of them is the answer, and answering it again would loop forever."""
 
     @property
     def hub(self) -> str:
@@ -152,6 +159,9 @@ class ServerConnection:
     async def send(self, *arrays: list[Any], pieces: int = 1) -> None:
         """``arrays`` as service messages, all in one WebSocket message, or cut into ``pieces``
         WebSocket messages at arbitrary points (a message may then span several)."""
+        for array in arrays:
+            if array[:2] == [3, "echo"] and len(array) > 2:
+                self._echoes_sent.append(array[2])
         data = b"".join(_wire.pack(a) for a in arrays)
         await self.send_bytes(data, pieces=pieces)
 
@@ -164,18 +174,34 @@ class ServerConnection:
     async def ping(self, *pairs: str) -> None:
         await self.send([3, *pairs])
 
+    async def answer(self, event: WebSocketPing | CloseConnection) -> None:
+        """The WebSocket-level answer to a ping or a close frame, in turn with the other writes."""
+        async with self._lock:
+            await self.stream.send(self.ws.send(event.response()))
+
+    def is_echo_answer(self, value: str) -> bool:
+        """True (and forgotten) if ``value`` answers an echo this service sent."""
+        if value in self._echoes_sent:
+            self._echoes_sent.remove(value)
+            return True
+        return False
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """A clean WebSocket close from the service."""
-        async with self._lock:
-            await self.stream.send(self.ws.send(CloseConnection(code=code, reason=reason)))
+        # Bounded: a writer stuck on a peer that stopped reading must not hold the close (and the
+        # test's teardown) forever; the TCP close below ends that writer too.
+        with anyio.move_on_after(_CLOSE_WITHIN):
+            async with self._lock:
+                await self.stream.send(self.ws.send(CloseConnection(code=code, reason=reason)))
         await self.stream.aclose()
 
     async def drop(self, partial: bytes = b"") -> None:
         """Cut the TCP connection without a close frame, after ``partial`` bytes of a WebSocket
         message (e.g. the first half of a service message)."""
-        async with self._lock:
-            if partial:
-                await self.stream.send(self.ws.send(BytesMessage(data=partial)))
+        with anyio.move_on_after(_CLOSE_WITHIN):
+            async with self._lock:
+                if partial:
+                    await self.stream.send(self.ws.send(BytesMessage(data=partial)))
         await self.stream.aclose()
 
     async def drop_mid_message(self, array: list[Any]) -> None:
@@ -456,9 +482,9 @@ class IndependentService:
                 elif isinstance(event, TextMessage):
                     return  # the service protocol is binary only
                 elif isinstance(event, WebSocketPing):
-                    await connection.stream.send(connection.ws.send(event.response()))
+                    await connection.answer(event)
                 elif isinstance(event, CloseConnection):
-                    await connection.stream.send(connection.ws.send(event.response()))
+                    await connection.answer(event)
                     return
 
     async def _pinger(self, connection: ServerConnection) -> None:
@@ -513,7 +539,11 @@ class IndependentService:
         if pairs.get("shutdown", "").startswith("fin"):
             await connection.ping("shutdown", "finack")
         elif "echo" in pairs:
-            await connection.ping("echo", pairs["echo"])
+            # The service asks with ["echo", x] and the server answers with the same; an answer
+            # is not a question (as with .NET's service), so only an echo the service did not
+            # send itself gets one.
+            if not connection.is_echo_answer(pairs["echo"]):
+                await connection.ping("echo", pairs["echo"])
         elif "status" in pairs:
             await connection.ping("status", "1" if self._clients_of(connection.hub) else "0")
 

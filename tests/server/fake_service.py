@@ -30,6 +30,9 @@ from wsproto.events import (
 from wsproto.events import (
     Ping as WsPing,
 )
+from wsproto.events import (
+    Pong as WsPong,
+)
 
 from signalr_asgi_auth.protocol import (
     HandshakeRequest,
@@ -64,6 +67,9 @@ class FakeServerConnection:
     """The bytes of each WebSocket message received."""
     closed: anyio.Event = field(default_factory=anyio.Event)
     changed: anyio.Event = field(default_factory=anyio.Event)
+    # The test's task and the reader (answering pings, handshakes, closes) both write; a second
+    # writer while one is in ``send`` raises ``BusyResourceError`` on trio, so writes take turns.
+    write_lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     @property
     def connection_id(self) -> str:
@@ -74,7 +80,12 @@ class FakeServerConnection:
         await self.send_raw(b"".join(frame_service_message(m) for m in messages))
 
     async def send_raw(self, data: bytes) -> None:
-        await self.stream.send(self.ws.send(BytesMessage(data=data)))
+        await self.write(BytesMessage(data=data))
+
+    async def write(self, event: BytesMessage | CloseConnection | WsPong) -> None:
+        """Encode and send one WebSocket event, one writer at a time."""
+        async with self.write_lock:
+            await self.stream.send(self.ws.send(event))
 
     async def send_split(self, message: ServiceMessage, parts: int) -> None:
         """One service message over ``parts`` WebSocket messages."""
@@ -84,14 +95,15 @@ class FakeServerConnection:
             await self.send_raw(data[start : start + size])
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self.stream.send(self.ws.send(CloseConnection(code=code, reason=reason)))
+        await self.write(CloseConnection(code=code, reason=reason))
         await self.stream.aclose()
 
     async def drop(self, partial: bytes = b"") -> None:
         """Write ``partial`` raw bytes (e.g. half a frame), then cut the TCP connection."""
-        if partial:
-            await self.stream.send(partial)
-        await self.stream.aclose()
+        async with self.write_lock:
+            if partial:
+                await self.stream.send(partial)
+            await self.stream.aclose()
 
     async def wait_for(
         self, condition: Callable[[list[ServiceMessage]], bool], within: float = 5.0
@@ -213,9 +225,9 @@ class FakeService:
             connection.ws.receive_data(data)
             for event in connection.ws.events():
                 if isinstance(event, WsPing):
-                    await connection.stream.send(connection.ws.send(event.response()))
+                    await connection.write(event.response())
                 elif isinstance(event, CloseConnection):
-                    await connection.stream.send(connection.ws.send(event.response()))
+                    await connection.write(event.response())
                     return
                 elif isinstance(event, BytesMessage | TextMessage):
                     payload = event.data.encode() if isinstance(event.data, str) else event.data

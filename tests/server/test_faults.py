@@ -234,7 +234,8 @@ async def test_stop_is_bounded_when_finack_never_comes(
         started = anyio.current_time()
         await pool.stop(within=1.0)
         took = anyio.current_time() - started
-    assert 0.5 <= took < 2.0
+    # Bounded by ``within``, not the default 5 s stop (room for a loaded machine below that).
+    assert 0.5 <= took < 4.0
     await fake.wait_until(lambda: fake.open_now == 0)
 
 

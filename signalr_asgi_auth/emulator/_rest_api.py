@@ -23,7 +23,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, unquote
 
 import jwt
 from starlette.requests import Request
@@ -35,6 +35,7 @@ from ._client_auth import ClientTokenError, is_key_signed, verify_client_token
 from ._connections import ClientConnection
 from ._data_plane import _authorize as _authorize_entra
 from ._data_plane import _bearer_token, _unauthorized
+from ._paths import wire_path
 from ._roles import Action
 from ._state import EmulatorState
 
@@ -73,7 +74,7 @@ def _request_audiences(request: Request, presented: object) -> list[str]:
     the query (the SDK puts api-version and application there) passes when that query is the
     request's."""
     url = request.url
-    raw = _raw_path(request)
+    raw = wire_path(request)
     bases = [f"{url.scheme}://{url.netloc}", f"{url.scheme}://{url.hostname}"]
     forms = (f"{base}{path}".lower() for base in bases for path in (raw, unquote(raw)))
     accepted = list(dict.fromkeys(forms))
@@ -111,11 +112,6 @@ def _authenticate(state: EmulatorState, request: Request, action: str, hub: str)
     except ClientTokenError as error:
         return _unauthorized(error.description, token_presented=True)
     return None
-
-
-def _raw_path(request: Request) -> str:
-    raw = request.scope.get("raw_path")
-    return raw.decode("latin-1").partition("?")[0] if raw else quote(request.url.path)
 
 
 def _hub_of(request: Request, hub: str) -> str | Response:
@@ -173,7 +169,7 @@ def _operation(method: str, pattern: str, action: str) -> Callable[[Body], Body]
 async def dispatch(state: EmulatorState, request: Request) -> Response:
     """``/api/hubs/{hub}/…``: find the operation, authenticate, check ``api-version`` and the hub,
     then run it. 404 for a path no operation has, 405 for a method it does not take."""
-    hub_segment, _, rest = _raw_path(request).removeprefix("/api/hubs/").partition("/")
+    hub_segment, _, rest = wire_path(request).removeprefix("/api/hubs/").partition("/")
     segments = [unquote(segment) for segment in rest.split("/")]
     matches = [(op, op.match(segments)) for op in OPERATIONS]
     found = [(op, params) for op, params in matches if params is not None]
@@ -184,7 +180,7 @@ async def dispatch(state: EmulatorState, request: Request) -> Response:
             response = _error(405, "Error.MethodNotAllowed", f"This path takes {allowed}.")
             response.headers["Allow"] = allowed
             return response
-        return _error(404, "Error.NotFound", f"No REST API at {request.url.path}.")
+        return _error(404, "Error.NotFound", f"No REST API at {wire_path(request)}.")
     operation, params = chosen
     hub = _hub_of(request, unquote(hub_segment))
     refused = _authenticate(state, request, operation.action, hub if isinstance(hub, str) else "")

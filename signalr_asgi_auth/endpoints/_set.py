@@ -20,7 +20,13 @@ from anyio.abc import TaskGroup
 
 from .._client_tokens import SigningKey
 from .._credentials import CredentialAdapter
-from .._errors import NotReadyError, NoUsableEndpointError, SignalRAuthError
+from .._errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotReadyError,
+    NoUsableEndpointError,
+    SignalRAuthError,
+)
 from .._hubs import HubAddress, HubAddresses
 from .._keepers import AccessKeyKeeper, EntraTokenKeeper
 from .._options import Options
@@ -380,6 +386,31 @@ class EndpointSet:
     def get(self, name: str) -> EndpointRuntime | None:
         return self._endpoints.get(name)
 
+    def named(self, name: object) -> EndpointRuntime:
+        """The endpoint called ``name`` (draining ones included); :class:`InvalidInputError`,
+        naming the endpoints there are, for any other name."""
+        runtime = self._endpoints.get(name) if isinstance(name, str) else None
+        if runtime is None:
+            msg = f"No SignalR endpoint is named {name!r:.80}; the endpoints are {self._names()}."
+            raise InvalidInputError(msg)
+        return runtime
+
+    def only(self, what: str) -> EndpointRuntime:
+        """The one endpoint that takes negotiations, for an API that cannot route (``what``
+        names it): :class:`ConfigurationError` with several, saying what to do instead."""
+        if self.single is not None:
+            return self.single
+        msg = (
+            f"{what}() cannot choose among several SignalR endpoints: a client token is valid at "
+            "one endpoint only, and its URL must be that endpoint's. Call negotiate() for a "
+            f"routed {{url, accessToken}} pair, or name the endpoint ({what}(..., endpoint=...)); "
+            f"the endpoints are {self._names()}."
+        )
+        raise ConfigurationError(msg)
+
+    def _names(self) -> str:
+        return ", ".join(repr(name) for name in self._endpoints)
+
     def message_targets(self) -> list[EndpointRuntime]:
         """Where REST sends and group changes go: every endpoint its probes do not rule out,
         primaries and secondaries alike, draining ones included (their clients are still there)."""
@@ -442,6 +473,20 @@ class EndpointSet:
                 )
             picked = by_name[self._default.choose(route, usable).name]
         return picked, picked.hubs.get(hub)
+
+    def pin(self, name: object, hub: str) -> tuple[EndpointRuntime, HubAddress]:
+        """The endpoint ``name`` for one negotiation the app routed itself, and the hub's
+        addresses there; :class:`NoUsableEndpointError` (a 503) while it cannot take one."""
+        runtime = self.named(name)
+        address = runtime.hubs.get(hub)
+        problem = runtime.problem(address.prefixed)
+        if problem is not None:
+            why, retry_after = problem
+            msg = f"The SignalR endpoint {runtime.name!r} cannot take a negotiation now: {why}"
+            raise NoUsableEndpointError(
+                msg, retry_after=max(1.0, math.ceil(retry_after)), reasons={runtime.name: why}
+            )
+        return runtime, address
 
     # -- lifetime -------------------------------------------------------------------------------
 

@@ -366,6 +366,20 @@ class EndpointSet:
         active = [runtime for runtime in self._endpoints.values() if not runtime.draining]
         self.single = active[0] if len(active) == 1 else None
         self._active = active
+        # negotiate's fast path reads these for every request: worked out once per change
+        self._tiers = tuple(
+            [runtime for runtime in active if runtime.config.type == tier]
+            for tier in ("primary", "secondary")
+        )
+        self._home = (
+            self._tiers[0][0] if self._tiers[0] else next(iter(self._endpoints.values()), None)
+        )
+
+    @property
+    def routes_by_request(self) -> bool:
+        """Whether negotiations are routed by a router of the app's, which may read the request
+        (the default router never does, so no ``Request`` is built for it)."""
+        return self.single is None and self.router is not self._default
 
     # -- what fan-out and Default mode read -----------------------------------------------------
 
@@ -378,10 +392,8 @@ class EndpointSet:
     def home(self) -> EndpointRuntime:
         """The first primary (the first endpoint while none is left): what a single-resource
         API, such as ``SignalRContext.endpoint``, shows."""
-        for runtime in self._endpoints.values():
-            if runtime.config.type == "primary" and not runtime.draining:
-                return runtime
-        return next(iter(self._endpoints.values()))
+        assert self._home is not None  # a set always has an endpoint
+        return self._home
 
     def get(self, name: str) -> EndpointRuntime | None:
         return self._endpoints.get(name)
@@ -433,12 +445,8 @@ class EndpointSet:
             # (benchmark (k) holds three endpoints to 0.95x of one). The 503 takes the full path.
             # Secondaries are asked only when no primary is usable.
             prefixed = address.prefixed
-            for tier in ("primary", "secondary"):
-                candidates = [
-                    runtime
-                    for runtime in self._active
-                    if runtime.info.type == tier and runtime.problem(prefixed) is None
-                ]
+            for tier in self._tiers:
+                candidates = [runtime for runtime in tier if runtime.problem(prefixed) is None]
                 if candidates:
                     fast = self._default.pick(candidates)
                     return fast, address if fast is self.home else fast.hubs.get(hub)

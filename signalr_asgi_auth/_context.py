@@ -60,6 +60,7 @@ class SignalRContext:
         roles: Sequence[str] = (),
         lifetime: float | timedelta | None = None,
         request: Any = None,
+        endpoint: str | None = None,
     ) -> dict[str, str]:
         """The reply for a client's negotiate request: ``{"url": ..., "accessToken": ...}``.
 
@@ -71,11 +72,16 @@ class SignalRContext:
 
         With several endpoints the router picks one (``request``, the Starlette request, is
         handed to it), and the token and URL are that endpoint's; :class:`NoUsableEndpointError`
-        when none is usable.
+        when none is usable. ``endpoint`` names the endpoint instead of asking the router
+        (:class:`InvalidInputError` for an unknown name, :class:`NoUsableEndpointError` while
+        that one is not usable).
         """
         try:
             single = self._endpoints.single
-            if single is not None:  # one endpoint: no routing (the hot path)
+            if endpoint is not None:
+                chosen, address = self._endpoints.pin(endpoint, hub)
+                issuer = chosen.issuer
+            elif single is not None:  # one endpoint: no routing (the hot path)
                 address = single.hubs.get(hub)
                 servers = single.servers
                 if servers is not None and (down := servers.not_ready(address.prefixed)):
@@ -104,27 +110,43 @@ class SignalRContext:
         claims: Mapping[str, ClaimValue] | None = None,
         roles: Sequence[str] = (),
         lifetime: float | timedelta | None = None,
+        endpoint: str | None = None,
     ) -> str:
-        """A client access token for ``hub`` alone (for clients that know the service URL; with
-        several endpoints, the first primary's: use :meth:`negotiate` to route)."""
-        home = self._endpoints.home
-        return await home.issuer.issue(
-            home.hubs.get(hub),
+        """A client access token for ``hub`` alone, for clients that know the service URL
+        (:meth:`client_url`).
+
+        A token is valid at one endpoint only, so with several endpoints name it (``endpoint``,
+        as for :meth:`negotiate`; the same for :meth:`client_url`), or call :meth:`negotiate`
+        for a routed pair: without it this raises :class:`ConfigurationError`.
+        """
+        if endpoint is not None:
+            runtime, address = self._endpoints.pin(endpoint, hub)
+        else:
+            runtime = self._endpoints.only("client_token")
+            address = runtime.hubs.get(hub)
+        return await runtime.issuer.issue(
+            address,
             user_id=user_id,
             payload=build_claims(user_id=user_id, claims=claims, roles=roles),
             lifetime=self._lifetime(lifetime),
         )
 
-    def client_url(self, hub: str) -> str:
-        """Where clients of ``hub`` connect: ``{client endpoint}/client/?hub={hub}``."""
-        return self._endpoints.home.hubs.get(hub).url
+    def client_url(self, hub: str, *, endpoint: str | None = None) -> str:
+        """Where clients of ``hub`` connect: ``{client endpoint}/client/?hub={hub}``. With several
+        endpoints, ``endpoint`` names which (see :meth:`client_token`)."""
+        if endpoint is not None:
+            return self._endpoints.named(endpoint).hubs.get(hub).url
+        return self._endpoints.only("client_url").hubs.get(hub).url
 
-    def hub(self, name: str) -> HubClient | EndpointsHubClient:
+    def hub(self, name: str, *, endpoint: str | None = None) -> HubClient | EndpointsHubClient:
         """The REST API client for hub ``name``: send to everyone, a user, a group or a connection,
         manage groups, check existence, close connections. Cheap: make one wherever needed.
 
         With several endpoints (a removed one still draining counts), an
-        :class:`EndpointsHubClient` that makes each call at every endpoint a message may reach."""
+        :class:`EndpointsHubClient` that makes each call at every endpoint a message may reach;
+        ``endpoint`` names one to call alone (a :class:`HubClient`, whatever its probes say)."""
+        if endpoint is not None:
+            return HubClient(self._endpoints.named(endpoint).rest, name)
         everyone = self._endpoints.all
         if len(everyone) == 1:
             return HubClient(everyone[0].rest, name)

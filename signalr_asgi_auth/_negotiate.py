@@ -164,14 +164,14 @@ class _NegotiateEndpoint:
         if not isinstance(context, SignalRContext):
             context = get_context(Request(scope, receive))  # raises what is missing
         if not self._per_request:
-            if context.endpoints.single is None:  # routed: the router may read the request
+            if context.endpoints.routes_by_request:  # the app's router may read the request
                 return await context.negotiate(
                     self.hub, request=Request(scope, receive), **self._fixed
                 )
             return await context.negotiate(self.hub, **self._fixed)
         request = Request(scope, receive)
         arguments: dict[str, Any] = dict(self._fixed)
-        if context.endpoints.single is None:
+        if context.endpoints.routes_by_request:
             arguments["request"] = request
         for name, function in self._per_request:
             value = function(request)

@@ -20,7 +20,13 @@ from anyio.abc import TaskGroup
 
 from .._client_tokens import SigningKey
 from .._credentials import CredentialAdapter
-from .._errors import NotReadyError, NoUsableEndpointError, SignalRAuthError
+from .._errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotReadyError,
+    NoUsableEndpointError,
+    SignalRAuthError,
+)
 from .._hubs import HubAddress, HubAddresses
 from .._keepers import AccessKeyKeeper, EntraTokenKeeper
 from .._names import prefixed_hub
@@ -398,6 +404,20 @@ class EndpointSet:
         active = [runtime for runtime in self._endpoints.values() if not runtime.draining]
         self.single = active[0] if len(active) == 1 else None
         self._active = active
+        # negotiate's fast path reads these for every request: worked out once per change
+        self._tiers = tuple(
+            [runtime for runtime in active if runtime.config.type == tier]
+            for tier in ("primary", "secondary")
+        )
+        self._home = (
+            self._tiers[0][0] if self._tiers[0] else next(iter(self._endpoints.values()), None)
+        )
+
+    @property
+    def routes_by_request(self) -> bool:
+        """Whether negotiations are routed by a router of the app's, which may read the request
+        (the default router never does, so no ``Request`` is built for it)."""
+        return self.single is None and self.router is not self._default
 
     # -- what fan-out and Default mode read -----------------------------------------------------
 
@@ -410,13 +430,36 @@ class EndpointSet:
     def home(self) -> EndpointRuntime:
         """The first primary (the first endpoint while none is left): what a single-resource
         API, such as ``SignalRContext.endpoint``, shows."""
-        for runtime in self._endpoints.values():
-            if runtime.config.type == "primary" and not runtime.draining:
-                return runtime
-        return next(iter(self._endpoints.values()))
+        assert self._home is not None  # a set always has an endpoint
+        return self._home
 
     def get(self, name: str) -> EndpointRuntime | None:
         return self._endpoints.get(name)
+
+    def named(self, name: object) -> EndpointRuntime:
+        """The endpoint called ``name`` (draining ones included); :class:`InvalidInputError`,
+        naming the endpoints there are, for any other name."""
+        runtime = self._endpoints.get(name) if isinstance(name, str) else None
+        if runtime is None:
+            msg = f"No SignalR endpoint is named {name!r:.80}; the endpoints are {self._names()}."
+            raise InvalidInputError(msg)
+        return runtime
+
+    def only(self, what: str) -> EndpointRuntime:
+        """The one endpoint that takes negotiations, for an API that cannot route (``what``
+        names it): :class:`ConfigurationError` with several, saying what to do instead."""
+        if self.single is not None:
+            return self.single
+        msg = (
+            f"{what}() cannot choose among several SignalR endpoints: a client token is valid at "
+            "one endpoint only, and its URL must be that endpoint's. Call negotiate() for a "
+            f"routed {{url, accessToken}} pair, or name the endpoint ({what}(..., endpoint=...)); "
+            f"the endpoints are {self._names()}."
+        )
+        raise ConfigurationError(msg)
+
+    def _names(self) -> str:
+        return ", ".join(repr(name) for name in self._endpoints)
 
     def message_targets(self) -> list[EndpointRuntime]:
         """Where REST sends and group changes go: every endpoint its probes do not rule out,
@@ -440,12 +483,8 @@ class EndpointSet:
             # (benchmark (k) holds three endpoints to 0.95x of one). The 503 takes the full path.
             # Secondaries are asked only when no primary is usable.
             prefixed = address.prefixed
-            for tier in ("primary", "secondary"):
-                candidates = [
-                    runtime
-                    for runtime in self._active
-                    if runtime.info.type == tier and runtime.problem(prefixed) is None
-                ]
+            for tier in self._tiers:
+                candidates = [runtime for runtime in tier if runtime.problem(prefixed) is None]
                 if candidates:
                     fast = self._default.pick(candidates)
                     return fast, address if fast is self.home else fast.hubs.get(hub)
@@ -480,6 +519,20 @@ class EndpointSet:
                 )
             picked = by_name[self._default.choose(route, usable).name]
         return picked, picked.hubs.get(hub)
+
+    def pin(self, name: object, hub: str) -> tuple[EndpointRuntime, HubAddress]:
+        """The endpoint ``name`` for one negotiation the app routed itself, and the hub's
+        addresses there; :class:`NoUsableEndpointError` (a 503) while it cannot take one."""
+        runtime = self.named(name)
+        address = runtime.hubs.get(hub)
+        problem = runtime.problem(address.prefixed)
+        if problem is not None:
+            why, retry_after = problem
+            msg = f"The SignalR endpoint {runtime.name!r} cannot take a negotiation now: {why}"
+            raise NoUsableEndpointError(
+                msg, retry_after=max(1.0, math.ceil(retry_after)), reasons={runtime.name: why}
+            )
+        return runtime, address
 
     # -- lifetime -------------------------------------------------------------------------------
 

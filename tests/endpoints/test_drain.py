@@ -37,14 +37,11 @@ CLOSE = "/:closeConnections"
 async def client_at(
     http: httpx2.AsyncClient, context: SignalRContext, url: str, hub: str = "chat"
 ) -> AsyncIterator[HubSocket]:
-    """A JSON client of ``hub`` at the resource at ``url``, negotiated through the app (asked
-    until the app's router picks that resource)."""
-    for _ in range(200):
-        reply = await context.negotiate(hub, user_id="ann")
-        if reply["url"].startswith(f"{url}/client/"):
-            break
-    else:
-        pytest.fail(f"The app never negotiated {url}.")
+    """A JSON client of ``hub`` at the resource at ``url``, negotiated through the app, pinned to
+    that endpoint."""
+    name = {e.config.service.endpoint: e.name for e in context.endpoints.all}[url]
+    reply = await context.negotiate(hub, user_id="ann", endpoint=name)
+    assert reply["url"].startswith(f"{url}/client/")
     token = reply["accessToken"]
     answer = await negotiate(http, url, token, hub=hub)
     assert answer.status_code == 200, answer.text

@@ -7,6 +7,10 @@ primaries and secondaries alike, at once. A connection lives on one endpoint: th
 
 One endpoint behaves exactly as :class:`HubClient` does (its errors as they are); with several, a
 failure at one is raised as :class:`EndpointDeliveryError` after every other endpoint was tried.
+
+A connection-targeted call that exactly one endpoint took teaches the set where that connection
+lives (:class:`ConnectionHomes`): its next calls go there alone, and back to every endpoint if that
+one answers 404 or is no longer a target.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Protocol, TypeVar
 
 import anyio
 
+from ._connection_homes import ConnectionHomes
 from ._errors import EndpointDeliveryError, ServiceError
 from ._rest import HubClient, RestClient
 
@@ -38,6 +43,9 @@ class MessageTargets(Protocol):
     """What the fan-out reads of the running endpoint set (``EndpointSet`` is one)."""
 
     def message_targets(self) -> Sequence[_Endpoint]: ...
+
+    @property
+    def connection_homes(self) -> ConnectionHomes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,21 +138,68 @@ class EndpointsHubClient:
         return Delivery(sent=tuple(o.name for o in took))
 
     async def _to_connection(
-        self, call: Callable[[HubClient], Awaitable[None]], doing: str
+        self,
+        connection_id: str,
+        call: Callable[[HubClient], Awaitable[None]],
+        doing: str,
+        *,
+        closes: bool = False,
     ) -> Delivery:
-        """A call for one connection: 404 at an endpoint means it lives elsewhere; at all of
-        them, the 404 is raised as one endpoint raises it."""
-        took, missing = await self._everywhere(call, doing=doing, not_found=_is_not_found)
-        if not took:
-            error = ServiceError(
-                f"Connection not found at any endpoint ({', '.join(missing)}) while trying to "
-                f"{doing} in hub {self.name!r} (404 Not Found).",
-                status=404,
-            )
-            raise error
-        return Delivery(sent=tuple(o.name for o in took), not_found=tuple(missing))
+        """A call for one connection: at the endpoint it is known to live on, else at every
+        one, where a 404 means it lives elsewhere; at all of them, the 404 is raised as one
+        endpoint raises it."""
+        homes = self._endpoints.connection_homes
+        home = homes.get(connection_id)
+        delivery = None if home is None else await self._at_home(home, connection_id, call, doing)
+        if delivery is None:
+            took, missing = await self._everywhere(call, doing=doing, not_found=_is_not_found)
+            if not took:
+                error = ServiceError(
+                    f"Connection not found at any endpoint ({', '.join(missing)}) while trying "
+                    f"to {doing} in hub {self.name!r} (404 Not Found).",
+                    status=404,
+                )
+                raise error
+            delivery = Delivery(sent=tuple(o.name for o in took), not_found=tuple(missing))
+            if len(took) == 1 and missing:
+                homes.learn(connection_id, took[0].name)
+        if closes:
+            homes.forget(connection_id)
+        return delivery
 
-    async def _any(self, call: Callable[[HubClient], Awaitable[bool]], doing: str) -> bool:
+    async def _at_home(
+        self,
+        home: str,
+        connection_id: str,
+        call: Callable[[HubClient], Awaitable[None]],
+        doing: str,
+    ) -> Delivery | None:
+        """The call at the endpoint ``connection_id`` lives on; ``None`` to ask every endpoint
+        instead (that one is no longer a target, or no longer knows the connection)."""
+        clients = self._clients()
+        client = next((c for name, c in clients if name == home), None)
+        if client is None or len(clients) == 1:
+            self._endpoints.connection_homes.forget(connection_id)
+            return None
+        try:
+            await call(client)
+        except ServiceError as error:
+            if error.status == 404:
+                self._endpoints.connection_homes.forget(connection_id)
+                return None
+            # The connection is there and nowhere else: the others need not be asked.
+            raise EndpointDeliveryError(
+                doing=f"{doing} in hub {client.name!r}", sent=(), failed={home: error}
+            ) from None
+        return Delivery(sent=(home,))
+
+    async def _any(
+        self,
+        call: Callable[[HubClient], Awaitable[bool]],
+        doing: str,
+        *,
+        connection_id: str | None = None,
+    ) -> bool:
         clients = self._clients()
         if len(clients) == 1:
             return await call(clients[0][1])
@@ -160,7 +215,10 @@ class EndpointsHubClient:
         async with anyio.create_task_group() as group:
             for name, client in clients:
                 group.start_soon(ask, name, client)
-        if any(answers.values()):
+        yes = [name for name, answer in answers.items() if answer]
+        if connection_id is not None and len(yes) == 1:
+            self._endpoints.connection_homes.learn(connection_id, yes[0])
+        if yes:
             return True
         if failed:
             ordered = {name: failed[name] for name, _ in clients if name in failed}
@@ -219,6 +277,7 @@ class EndpointsHubClient:
         self, connection_id: str, target: str, *arguments: object
     ) -> Delivery:
         return await self._to_connection(
+            connection_id,
             lambda c: c.send_to_connection(connection_id, target, *arguments),
             "send to a connection",
         )
@@ -227,6 +286,7 @@ class EndpointsHubClient:
 
     async def add_connection_to_group(self, group: str, connection_id: str) -> Delivery:
         return await self._to_connection(
+            connection_id,
             lambda c: c.add_connection_to_group(group, connection_id),
             "add a connection to a group",
         )
@@ -264,7 +324,11 @@ class EndpointsHubClient:
 
     async def connection_exists(self, connection_id: str) -> bool:
         """Whether any endpoint has the connection."""
-        return await self._any(lambda c: c.connection_exists(connection_id), "check a connection")
+        return await self._any(
+            lambda c: c.connection_exists(connection_id),
+            "check a connection",
+            connection_id=connection_id,
+        )
 
     async def user_exists(self, user_id: str) -> bool:
         """Whether the user has a connection at any endpoint."""
@@ -284,7 +348,10 @@ class EndpointsHubClient:
 
     async def close_connection(self, connection_id: str, *, reason: str | None = None) -> Delivery:
         return await self._to_connection(
-            lambda c: c.close_connection(connection_id, reason=reason), "close a connection"
+            connection_id,
+            lambda c: c.close_connection(connection_id, reason=reason),
+            "close a connection",
+            closes=True,
         )
 
     async def close_all_connections(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
 from signalr_asgi_auth import (
@@ -18,6 +19,7 @@ from signalr_asgi_auth import (
     SignalRAuth,
     SignalRContext,
 )
+from signalr_asgi_auth._connection_homes import ConnectionHomes
 from signalr_asgi_auth.emulator import Emulator, Principal
 
 from .support import FAST, auth_for
@@ -28,6 +30,8 @@ pytestmark = pytest.mark.anyio
 
 class NoTargets:
     """An endpoint set whose every endpoint is down by its probes."""
+
+    connection_homes = ConnectionHomes()
 
     def message_targets(self) -> list[Any]:
         return []
@@ -174,3 +178,64 @@ async def test_no_endpoint_to_send_to_is_a_503() -> None:
     with pytest.raises(ServiceError, match="every one is down") as raised:
         await hub.send_to_all("news")
     assert raised.value.status == 503
+
+
+async def test_a_connection_is_asked_for_where_it_was_found(
+    east: Emulator, west: Emulator, tenant_urls: tuple[str, str], sender: Principal
+) -> None:
+    app, _, west_auth = apps(east, west, tenant_urls, sender)
+
+    def asked(emulator: Emulator) -> int:
+        return emulator.log.count("signalr.rest")
+
+    async with app as signalr, west_auth as on_west, Clients(west) as clients:
+        bob = await clients.connect(on_west, "bob")
+        carol = await clients.connect(on_west, "carol")
+        hub = fan_out(signalr)
+        # A send to a connection is 202 wherever it goes: it teaches nothing.
+        sent = await hub.send_to_connection(bob.connection_id, "one")
+        assert sent == Delivery(sent=("east", "west"))
+        # A group change is 404 where the connection is not: west is learnt.
+        joined = await hub.add_connection_to_group("room", bob.connection_id)
+        assert joined == Delivery(sent=("west",), not_found=("east",))
+        at_east, at_west = asked(east), asked(west)
+        assert await hub.send_to_connection(bob.connection_id, "two") == Delivery(sent=("west",))
+        joined = await hub.add_connection_to_group("hall", bob.connection_id)
+        assert joined == Delivery(sent=("west",))
+        assert (asked(east), asked(west)) == (at_east, at_west + 2)
+        assert [await bob.receive() for _ in range(2)] == [message("one"), message("two")]
+        # an existence check with one yes teaches too
+        assert await hub.connection_exists(carol.connection_id) is True
+        at_east = asked(east)
+        assert await hub.send_to_connection(carol.connection_id, "hi") == Delivery(sent=("west",))
+        assert asked(east) == at_east
+
+        # a failure where it lives is raised naming that endpoint; east is not asked
+        west.inject("signalr.rest", status=500)
+        with pytest.raises(EndpointDeliveryError) as raised:
+            await hub.send_to_connection(bob.connection_id, "three")
+        assert (raised.value.sent, list(raised.value.failed)) == ((), ["west"])
+        assert raised.value.status == 500
+        assert asked(east) == at_east
+        west.clear_faults()
+
+        # closed elsewhere: west's 404 sends the next call to every endpoint, which finds none
+        west_only = on_west.hub("chat")
+        await west_only.close_connection(carol.connection_id)
+        with anyio.fail_after(5):
+            while await west_only.connection_exists(carol.connection_id):  # noqa: ASYNC110 - on its own schedule
+                await anyio.sleep(0.01)
+        at_east = asked(east)
+        with pytest.raises(ServiceError) as gone:
+            await hub.add_connection_to_group("room", carol.connection_id)
+        assert gone.value.status == 404
+        assert "east, west" in str(gone.value)
+        assert asked(east) == at_east + 1
+
+        # closed through the app: forgotten, so the next call asks everyone again
+        assert await hub.close_connection(bob.connection_id) == Delivery(sent=("west",))
+        at_east = asked(east)
+        assert await hub.send_to_connection(bob.connection_id, "after") == Delivery(
+            sent=("east", "west")
+        )
+        assert asked(east) == at_east + 1

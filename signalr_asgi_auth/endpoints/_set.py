@@ -19,6 +19,7 @@ import httpx2
 from anyio.abc import TaskGroup
 
 from .._client_tokens import SigningKey
+from .._connection_homes import ConnectionHomes
 from .._credentials import CredentialAdapter
 from .._errors import (
     ConfigurationError,
@@ -377,6 +378,8 @@ class EndpointSet:
         self._default = DefaultRouter()
         self.router: EndpointRouter = router or self._default
         self.identities = SharedIdentities(options, lazy=lazy)
+        self.connection_homes = ConnectionHomes()
+        """Where REST fan-out learnt each client connection lives (``_rest_fan_out.py``)."""
         self._endpoints: dict[str, EndpointRuntime] = {}
         self._task_group: TaskGroup | None = None
         for config in configs:

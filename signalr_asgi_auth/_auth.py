@@ -425,18 +425,38 @@ class SignalRAuth:
         await runtime.endpoints.add(config)
         self._configs = [*self._configs, config]
 
-    async def remove_endpoint(self, name: str, *, drain: Duration = 0.0) -> None:
-        """Remove a resource while the app runs: no new negotiations go there at once; messages
-        still do while it drains (``drain`` seconds on the options' clock: over REST the app
-        cannot see when its clients are gone); then its server connections close and its keepers
-        stop. Returns when it is gone; run it in a task for a long drain."""
+    async def remove_endpoint(
+        self, name: str, *, drain: Duration = 0.0, close_connections: bool = False
+    ) -> None:
+        """Remove a resource while the app runs. No new negotiations go there, at once; messages
+        still do while it drains; then its server connections close and its keepers stop.
+        Returns when it is gone; run it in a task for a long drain.
+
+        The drain lasts at most ``drain`` (seconds or a ``timedelta``, on the options' clock).
+        In Default mode it ends sooner, once none of this app's clients is left there (its
+        server connections carry them, so the app counts them). In Serverless mode the app
+        cannot count the clients of a resource, so the drain lasts the full time.
+
+        ``close_connections=True``: at the end of the drain, ``POST
+        /api/hubs/{hub}/:closeConnections`` at that resource for each hub this app used there
+        (the hubs it negotiated for, and ``hubs=``), so that the clients still there reconnect
+        and negotiate elsewhere. Off by default: the call closes *every* client of those hubs at
+        that resource, including those of other app instances that share it and may still use
+        it. In Default mode this app's own clients are closed anyway when its server connections
+        stop (the service closes the clients a server connection carried), so the flag matters
+        only for other instances' clients. A failure of that call is logged; the endpoint is
+        removed all the same.
+        """
         runtime = self._running("remove_endpoint")
         seconds = to_seconds(drain, name="drain", allow_zero=True)
+        if not isinstance(close_connections, bool):
+            msg = f"close_connections must be True or False, not {close_connections!r}."
+            raise ConfigurationError(msg)
         if runtime.endpoints.get(name) is None:
             known = ", ".join(repr(endpoint.name) for endpoint in runtime.endpoints.all)
             msg = f"No endpoint is named {name!r}; the endpoints are {known}."
             raise ConfigurationError(msg)
-        await runtime.endpoints.remove(name, drain=seconds)
+        await runtime.endpoints.remove(name, drain=seconds, close_connections=close_connections)
         self._configs = [config for config in self._configs if config.name != name]
 
     def _running(self, what: str) -> _Runtime:

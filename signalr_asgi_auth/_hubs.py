@@ -39,6 +39,10 @@ class HubAddresses:
     def __repr__(self) -> str:
         return f"HubAddresses({sorted(self._kept)!r})"
 
+    def kept(self) -> list[HubAddress]:
+        """The hubs asked for so far (negotiated for, or checked on the way), oldest first."""
+        return list(self._kept.values())
+
     def get(self, hub: str) -> HubAddress:
         """The addresses of ``hub``; :class:`InvalidInputError` for a name the service refuses."""
         if isinstance(hub, str) and (kept := self._kept.get(hub)) is not None:

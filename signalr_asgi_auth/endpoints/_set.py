@@ -30,8 +30,9 @@ from .._errors import (
 )
 from .._hubs import HubAddress, HubAddresses
 from .._keepers import AccessKeyKeeper, EntraTokenKeeper
+from .._names import prefixed_hub
 from .._options import Options
-from .._rest import RestClient
+from .._rest import HubClient, RestClient
 from .._secrets import Secret
 from .._service_tokens import ServiceTokens
 from .._signing import ClientTokenIssuer, StaticKey
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 _MAX_RETRY_AFTER: Final = 60.0
 _DRAIN_POLL: Final = 1.0
+_CLOSE_REASON: Final = "This SignalR endpoint is being removed; connect again."
 
 
 def static_signing_key(access_key: Secret) -> SigningKey:
@@ -173,6 +175,42 @@ class EndpointRuntime:
             timeout=options.health_check_timeout,
         )
         self._spawn(task_group, self.probe.run, f"signalr_asgi_auth.HealthProbe[{self.name}]")
+
+    # -- draining -------------------------------------------------------------------------------
+
+    def clients(self) -> int | None:
+        """Client connections this app holds here (Default mode: its server connections carry
+        them); ``None`` in Serverless mode, where they live at the service alone."""
+        return self.servers.clients() if self.servers is not None else None
+
+    def hubs_in_use(self) -> list[str]:
+        """The hubs this app used here: those it negotiated for, and ``hubs=`` (lower-cased,
+        without the application prefix, as the REST API's paths name them)."""
+        names = [address.name for address in self.hubs.kept()]
+        if self.servers is not None:
+            names += [prefixed_hub(name, None) for name in self.servers.names()]
+        return list(dict.fromkeys(names))
+
+    async def close_connections(self) -> None:
+        """``POST /api/hubs/{hub}/:closeConnections`` here for each hub in use, so that their
+        clients reconnect (and negotiate elsewhere). A failure is logged, never raised."""
+        for hub in self.hubs_in_use():
+            try:
+                await HubClient(self.rest, hub).close_all_connections(reason=_CLOSE_REASON)
+            except SignalRAuthError as exc:
+                logger.warning(
+                    "Could not close the connections of hub %r at SignalR endpoint %s while "
+                    "removing it (its clients stay until they leave): %s",
+                    hub,
+                    self.config.label,
+                    exc,
+                )
+            else:
+                logger.info(
+                    "Closed the connections of hub %r at SignalR endpoint %s.",
+                    hub,
+                    self.config.label,
+                )
 
     async def stop_server_connections(self) -> None:
         if self.servers is not None:
@@ -561,10 +599,13 @@ class EndpointSet:
         name: str,
         *,
         drain: float,
-        clients: Callable[[EndpointRuntime], int | None] | None = None,
+        close_connections: bool = False,
+        clients: Callable[[EndpointRuntime], int | None] = EndpointRuntime.clients,
     ) -> None:
         """Take ``name`` out of negotiation at once; keep it for messages while it drains (until
-        ``clients`` says none is left, or ``drain`` seconds); then stop its keepers."""
+        ``clients`` says none is left, or ``drain`` seconds; ``None`` from it: not known, the
+        full time); then, with ``close_connections``, close the connections of the hubs in use
+        there; then stop its server connections and keepers."""
         runtime = self._endpoints.get(name)
         if runtime is None or runtime.draining:
             return
@@ -582,12 +623,16 @@ class EndpointSet:
             drain,
         )
         clock = self._options.clock
-        until = clock.now() + drain
+        started = clock.now()
+        until = started + drain
         try:
-            while clock.now() < until:
-                if clients is not None and clients(runtime) == 0:
-                    break
+            count = clients(runtime)
+            while count != 0 and clock.now() < until:
                 await clock.sleep(min(_DRAIN_POLL, max(until - clock.now(), 0.0)))
+                count = clients(runtime)
+            _log_drained(runtime, count, clock.now() - started)
+            if close_connections:
+                await runtime.close_connections()
         finally:
             with anyio.CancelScope(shield=True):
                 del self._endpoints[name]
@@ -613,6 +658,27 @@ class EndpointSet:
         if all(status == "ok" for status in statuses):
             return "ok"
         return "degraded"
+
+
+def _log_drained(runtime: EndpointRuntime, left: int | None, took: float) -> None:
+    if left == 0:
+        logger.info(
+            "SignalR endpoint %s drained after %.1f s: no clients left.", runtime.config.label, took
+        )
+    elif left is None:
+        logger.info(
+            "SignalR endpoint %s drained after %.1f s: drain time over (Serverless mode: its "
+            "clients cannot be counted).",
+            runtime.config.label,
+            took,
+        )
+    else:
+        logger.info(
+            "SignalR endpoint %s drained after %.1f s: drain time over with %d clients left.",
+            runtime.config.label,
+            took,
+            left,
+        )
 
 
 _SEVERITY: Final = ("ok", "degraded", "starting", "unavailable")

@@ -62,6 +62,10 @@ class _NoEvents:
     async def server_connection_lost(self, server_connection_id: str, reason: str) -> None:
         return None
 
+    @property
+    def clients(self) -> int:
+        return 0
+
 
 class ServerConnectionPool:
     """The server connections of one hub on one endpoint (see the module docstring).

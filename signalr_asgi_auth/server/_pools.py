@@ -106,6 +106,14 @@ class ServerConnectionPools:
         for pool in self.pools.values():
             await pool.first_up.wait()
 
+    def clients(self) -> int:
+        """Client connections on this endpoint, over every hub (as the hub layers count them)."""
+        return sum(pool.events.clients for pool in self.pools.values())
+
+    def names(self) -> list[str]:
+        """The hubs' names as the app gave them."""
+        return [hub.name for hub, _ in self._hubs]
+
     def down(self) -> list[ServerConnectionPool]:
         return [pool for pool in self.pools.values() if pool.up == 0]
 

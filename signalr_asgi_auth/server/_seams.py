@@ -63,6 +63,11 @@ class ServiceEvents(Protocol):
     async def server_connection_lost(self, server_connection_id: str, reason: str) -> None:
         """The server connection ended: every client it carried is gone (the service closes them)."""
 
+    @property
+    def clients(self) -> int:
+        """How many client connections the hub layer holds on this pool now (a removed
+        endpoint's drain ends when none is left)."""
+
 
 class ServerConnections(Protocol):
     """What the hub layer calls: one hub's server connections (a ``ServerConnectionPool``)."""

@@ -55,6 +55,10 @@ class EchoHub:
         finally:
             self.running = False
 
+    @property
+    def clients(self) -> int:
+        return len(self.opened) - len(self.closed)
+
     def _note(self) -> None:
         self.changed.set()
         self.changed = anyio.Event()

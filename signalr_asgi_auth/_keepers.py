@@ -30,7 +30,7 @@ from ._secrets import Secret
 from ._service_errors import service_error, transport_error
 from ._single_flight import SingleFlight
 
-__all__ = ["AccessKeyKeeper", "EntraTokenKeeper", "entra_call", "isoformat"]
+__all__ = ["AccessKeyKeeper", "EntraTokenKeeper", "entra_call", "error_health", "isoformat"]
 
 logger = logging.getLogger("signalr_asgi_auth.keepers")
 
@@ -42,6 +42,21 @@ def isoformat(moment: float | None) -> str | None:
     if moment is None or not math.isfinite(moment):
         return None
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+
+
+def error_health(
+    error: BaseException | None, at: float | None, *, current: bool
+) -> dict[str, Any] | None:
+    """``health()``'s ``last_error``, one shape for every part that reports one: the error's type
+    and message (neither holds a secret), when it happened, and whether failures go on."""
+    if error is None:
+        return None
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "at": isoformat(at),
+        "current": current,
+    }
 
 
 class _Attempts:
@@ -71,19 +86,13 @@ class _Attempts:
         return self.backoff.delay(self.failures, retry_after=retry_after)
 
     def snapshot(self) -> dict[str, Any]:
-        error = self.last_error
         return {
             "fetches": self.fetches,
             "consecutive_failures": self.failures,
             "next_attempt_at": isoformat(self.next_attempt_at),
-            "last_error": None
-            if error is None
-            else {
-                "type": type(error).__name__,
-                "message": str(error),
-                "at": isoformat(self.last_error_at),
-                "current": self.failures > 0,
-            },
+            "last_error": error_health(
+                self.last_error, self.last_error_at, current=self.failures > 0
+            ),
         }
 
 

@@ -31,7 +31,7 @@ from jwt.utils import base64url_decode
 from . import _telemetry as telemetry
 from ._endpoint import ServiceEndpoint
 from ._errors import PermissionDeniedError, ServiceError, SignalRAuthError
-from ._keepers import EntraTokenKeeper, entra_call, isoformat
+from ._keepers import EntraTokenKeeper, entra_call, error_health, isoformat
 from ._options import Options
 from ._rbac import DataAction
 from ._single_flight import SingleFlight
@@ -239,7 +239,6 @@ class ServiceTokens:
             self.evictions += 1
 
     def health(self) -> dict[str, Any]:
-        error = self.last_error
         return {
             "cached": len(self._cache),
             "max_size": self._max_size,
@@ -250,14 +249,9 @@ class ServiceTokens:
             "consecutive_failures": self.failures,
             "held_back": self.held_back,
             "not_asking_until": None if self._wait is None else isoformat(self._wait.until),
-            "last_error": None
-            if error is None
-            else {
-                "type": type(error).__name__,
-                "message": str(error),
-                "at": isoformat(self._last_error_at),
-                "current": self.failures > 0,
-            },
+            "last_error": error_health(
+                self.last_error, self._last_error_at, current=self.failures > 0
+            ),
         }
 
 

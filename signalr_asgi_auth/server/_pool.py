@@ -21,7 +21,7 @@ from .._backoff import Backoff
 from .._clock import Clock
 from .._endpoint import ServiceEndpoint
 from .._errors import NotReadyError, ServiceError, SignalRAuthError
-from .._keepers import isoformat
+from .._keepers import error_health, isoformat
 from .._repeated_warnings import RepeatedWarnings
 from ..protocol import Ack, CloseConnection, ServiceMessage
 from ._acks import AckTable
@@ -376,7 +376,6 @@ class ServerConnectionPool:
     # -- health ------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        error = self.last_error
         return {
             "connections": self.count,
             "up": self.up,
@@ -385,14 +384,7 @@ class ServerConnectionPool:
             "lost": self.lost,
             "consecutive_failures": self._prober.failures,
             "next_attempt_at": isoformat(self._prober.next_attempt_at),
-            "last_error": None
-            if error is None
-            else {
-                "type": type(error).__name__,
-                "message": str(error),
-                "at": isoformat(self.last_error_at),
-                "current": self._failing,
-            },
+            "last_error": error_health(self.last_error, self.last_error_at, current=self._failing),
             "last_lost": None
             if self.last_lost is None
             else {"reason": self.last_lost, "at": isoformat(self.last_lost_at)},

@@ -1,4 +1,5 @@
-"""Default mode end to end: a Hub given to ``SignalRAuth(hubs=[...])`` opens real server
+"""Default mode end to end: a Hub (the chat hub of ``chat.py``, which the Serverless tests serve
+too) given to ``SignalRAuth(hubs=[...])`` opens real server
 connections to the emulator (Entra identity with *SignalR App Server*), and reference clients
 connect through the emulator's client endpoint, one JSON and one MessagePack: invocations and
 completions, errors, sends to all, a user, a group and a connection, groups with acks, streams
@@ -6,7 +7,6 @@ with cancel, client results, on_connected/on_disconnected."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,71 +21,11 @@ from signalr_asgi_auth.emulator import Emulator
 from signalr_asgi_auth.hubs import Hub, HubCall, HubMethodError
 
 from ..emulator.helpers import TIMEOUT
-from ..emulator.hub_client import HubSocket, MessagePackHubSocket, hub_socket, negotiate
+from ..emulator.hub_client import HubSocket
 from ..support import auth_for, principal_with_role
+from .chat import Seen, chat_hub, json_client, msgpack_client
 
 pytestmark = pytest.mark.anyio
-
-
-class Seen:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.items: list[str] = []
-
-    def add(self, item: str) -> None:
-        with self._lock:
-            self.items.append(item)
-
-
-def chat_hub(seen: Seen) -> Hub:
-    chat = Hub("chat")
-
-    @chat.on("send")
-    async def send(call: HubCall, text: str) -> str:
-        await call.clients.all.send("newMessage", call.user_id, text)
-        return "delivered"
-
-    @chat.on("join")
-    async def join(call: HubCall, group: str) -> str:
-        await call.groups.add(group)
-        await call.clients.group(group).send("joined", call.user_id)
-        return group
-
-    @chat.on("whisper")
-    async def whisper(call: HubCall, user: str, text: str) -> None:
-        await call.clients.user(user).send("whisper", call.user_id, text)
-
-    @chat.on("add")
-    def add(call: HubCall, a: int, b: int) -> int:
-        return a + b
-
-    @chat.on("fail")
-    async def fail(call: HubCall) -> None:
-        raise HubMethodError("nope")  # noqa: EM101
-
-    @chat.on("crash")
-    async def crash(call: HubCall) -> None:
-        raise ValueError("internal detail")  # noqa: EM101
-
-    @chat.on("ticks")
-    async def ticks(call: HubCall, n: int) -> AsyncIterator[int]:
-        for i in range(n):
-            yield i
-        await anyio.sleep_forever()  # until the client cancels
-
-    @chat.on("ask")
-    async def ask(call: HubCall, question: str) -> Any:
-        return await call.clients.caller.invoke("confirm", question, timeout=5)
-
-    @chat.on_connected
-    async def connected(call: HubCall) -> None:
-        seen.add(f"connected {call.user_id}")
-
-    @chat.on_disconnected
-    async def disconnected(call: HubCall, error: str | None) -> None:
-        seen.add(f"disconnected {call.user_id} {error}")
-
-    return chat
 
 
 @pytest.fixture
@@ -102,29 +42,6 @@ async def app(
     auth = auth_for(emulator, url, principal, hubs=[chat], server_connection_count=2)
     async with auth as context:
         yield context, chat
-
-
-@asynccontextmanager
-async def json_client(
-    http: httpx2.AsyncClient, url: str, context: SignalRContext, user: str
-) -> AsyncIterator[HubSocket]:
-    token = await context.client_token("chat", user_id=user)
-    connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
-    async with hub_socket(http, url, token, connection_token=connection_token) as ws:
-        assert await ws.handshake() == {}
-        yield ws
-
-
-@asynccontextmanager
-async def msgpack_client(
-    http: httpx2.AsyncClient, url: str, context: SignalRContext, user: str
-) -> AsyncIterator[MessagePackHubSocket]:
-    token = await context.client_token("chat", user_id=user)
-    connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
-    async with hub_socket(http, url, token, connection_token=connection_token) as raw:
-        ws = MessagePackHubSocket(raw.session)
-        assert await ws.handshake() == {}
-        yield ws
 
 
 async def completion(ws: HubSocket, invocation_id: str, target: str, *args: Any) -> dict[str, Any]:
@@ -193,7 +110,7 @@ async def test_json_and_messagepack_clients_over_server_connections(
     with anyio.fail_after(TIMEOUT):
         while len([s for s in seen.items if s.startswith("disconnected")]) < 2:  # noqa: ASYNC110
             await anyio.sleep(0.01)
-    assert sorted(seen.items)[:2] == ["connected ann", "connected bob"]
+    assert sorted(seen.items)[:2] == ["connected ann None default", "connected bob None default"]
 
 
 async def test_the_service_forgets_client_results_answered_on_the_callers_server(

@@ -1,10 +1,10 @@
-"""Serverless mode with the same Hub: the emulator posts a real client's invocations and
-connection events to ``chat.upstream_endpoint(verifier)``; the handlers answer, and their
-``call.clients`` / ``call.groups`` go through the REST API with the app's Entra identity."""
+"""Serverless mode with the same Hub as Default mode's tests (``chat.py``): the emulator posts a
+real client's invocations and connection events to ``chat.upstream_endpoint(verifier)``; the
+handlers answer, and their ``call.clients`` / ``call.groups`` go through the REST API with the
+app's Entra identity. What needs server connections (streams, client results) is refused."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,68 +16,13 @@ from starlette.routing import Route
 
 from signalr_asgi_auth import SignalRAuthMiddleware, UpstreamVerifier
 from signalr_asgi_auth.emulator import UPSTREAM_ROUTE, Emulator, UpstreamSettings, serve_in_thread
-from signalr_asgi_auth.hubs import Hub, HubCall, HubMethodError
 
 from ..emulator.helpers import TIMEOUT
-from ..emulator.hub_client import HubSocket, hub_socket, negotiate
+from ..emulator.hub_client import HubSocket
 from ..support import auth_for, principal_with_role
+from .chat import Seen, chat_hub, json_client
 
 pytestmark = pytest.mark.anyio
-
-
-class Seen:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.items: list[str] = []
-
-    def add(self, item: str) -> None:
-        with self._lock:
-            self.items.append(item)
-
-
-def chat_hub(seen: Seen) -> Hub:
-    chat = Hub("chat")
-
-    @chat.on("send")
-    async def send(call: HubCall, text: str) -> str:
-        await call.clients.all.send("newMessage", call.user_id, text)
-        return "delivered"
-
-    @chat.on("join")
-    async def join(call: HubCall, group: str) -> str:
-        await call.groups.add(group)
-        await call.clients.group(group).send("joined", call.user_id)
-        return group
-
-    @chat.on("add")
-    def add(call: HubCall, a: int, b: int) -> int:  # sync: a worker thread
-        return a + b
-
-    @chat.on("fail")
-    async def fail(call: HubCall) -> None:
-        raise HubMethodError("nope")  # noqa: EM101
-
-    @chat.on("confirm")
-    async def confirm(call: HubCall) -> Any:
-        return await call.clients.caller.invoke("confirm")
-
-    @chat.on("announce")
-    async def announce(call: HubCall, text: str) -> None:
-        await chat.clients.all.send("news", text)  # the hub's clients, as from a background task
-
-    @chat.on("count")
-    async def count(call: HubCall) -> AsyncIterator[int]:
-        yield 1
-
-    @chat.on_connected
-    def connected(call: HubCall) -> None:
-        seen.add(f"connected {call.user_id} {call.claim('team')} {call.mode}")
-
-    @chat.on_disconnected
-    async def disconnected(call: HubCall) -> None:
-        seen.add(f"disconnected {call.user_id}")
-
-    return chat
 
 
 @pytest.fixture
@@ -105,13 +50,12 @@ async def ws(
     emulator: Emulator, emulator_url: str, app_url: str, app_service_env: dict[str, str]
 ) -> AsyncIterator[HubSocket]:
     auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
-    async with auth as signalr:
-        token = await signalr.client_token("chat", user_id="ann", claims={"team": "blue"})
-    async with httpx2.AsyncClient(timeout=TIMEOUT) as http:
-        connection_token = (await negotiate(http, emulator_url, token)).json()["connectionToken"]
-        async with hub_socket(http, emulator_url, token, connection_token=connection_token) as ws:
-            assert await ws.handshake() == {}
-            yield ws
+    async with (
+        auth as signer,
+        httpx2.AsyncClient(timeout=TIMEOUT) as http,
+        json_client(http, emulator_url, signer, "ann", claims={"team": "blue"}) as ws,
+    ):
+        yield ws
 
 
 OTHERS: list[dict[str, Any]] = []
@@ -147,13 +91,13 @@ async def test_one_hub_answers_a_client_through_the_upstream(
     assert (await invoke(ws, "6", "add", "2", 3))["error"] == (
         "Argument 1 ('a') of 'add' must be int, not str."
     )
-    assert (await invoke(ws, "7", "confirm"))["error"] == (
+    assert (await invoke(ws, "7", "ask", "sure?"))["error"] == (
         "Client results (invoke) need Default mode: over upstream requests SignalR Service cannot "
         "carry a client's answer back to the app."
     )
     assert "generic error" not in caplog.text  # a clear error for the client, not a bug logged
-    assert (await invoke(ws, "8", "count"))["error"] == (
-        "The streaming hub method 'count' needs Default mode (server connections)."
+    assert (await invoke(ws, "8", "ticks", 2))["error"] == (
+        "The streaming hub method 'ticks' needs Default mode (server connections)."
     )
     assert (await invoke(ws, "9", "announce", "extra"))["result"] is None
     assert await received(ws) == {"type": 1, "target": "news", "arguments": ["extra"]}

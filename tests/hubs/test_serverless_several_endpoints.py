@@ -21,12 +21,11 @@ from signalr_asgi_auth.emulator import (
     serve_in_thread,
 )
 from signalr_asgi_auth.emulator._roles import ResourceId
-from signalr_asgi_auth.hubs import Hub, HubCall
 
 from ..emulator.helpers import TIMEOUT
 from ..emulator.hub_client import HubSocket
 from ..support import FAST, auth_for
-from .test_several_endpoints import client
+from .chat import chat_hub, json_client
 
 pytestmark = pytest.mark.anyio
 
@@ -37,17 +36,6 @@ def identity(east: Emulator) -> Principal:
     group = ResourceId(east.resource_id.subscription, east.resource_id.resource_group)
     east.assign(principal, "SignalR Service Owner", group)
     return principal
-
-
-def chat_hub() -> Hub:
-    chat = Hub("chat")
-
-    @chat.on("send")
-    async def send(call: HubCall, text: str) -> str:
-        await call.clients.all.send("newMessage", call.user_id, text)
-        return "delivered"
-
-    return chat
 
 
 def app_url_for(
@@ -95,8 +83,8 @@ async def test_upstream_from_both_resources_verifies_and_replies_reach_both(
             auth_for(east, east_url, identity) as east_signer,
             auth_for(west, west_url, identity) as west_signer,
             httpx2.AsyncClient(timeout=TIMEOUT) as http,
-            client(http, east_url, east_signer, "ann") as ann,
-            client(http, west_url, west_signer, "bob") as bob,
+            json_client(http, east_url, east_signer, "ann") as ann,
+            json_client(http, west_url, west_signer, "bob") as bob,
         ):
             new = {"type": 1, "target": "newMessage", "arguments": ["bob", "hi"]}
             # bob's invocation comes upstream from west; the reply goes out at both resources.
@@ -128,7 +116,7 @@ async def test_a_verifier_without_a_resources_keys_refuses_its_upstream(
         async with (
             auth_for(west, west_url, identity) as west_signer,
             httpx2.AsyncClient(timeout=TIMEOUT) as http,
-            client(http, west_url, west_signer, "bob") as bob,
+            json_client(http, west_url, west_signer, "bob") as bob,
         ):
             answer = await completion(bob, "1", "hi")
             assert "error" in answer[-1]

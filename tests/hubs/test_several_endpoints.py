@@ -5,20 +5,16 @@ back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import anyio
 import httpx2
 import pytest
 
-from signalr_asgi_auth import SignalRAuth, SignalRContext
+from signalr_asgi_auth import SignalRAuth
 from signalr_asgi_auth.emulator import Emulator, Principal, resource_id_named
-from signalr_asgi_auth.hubs import Hub, HubCall
 
 from ..emulator.helpers import TIMEOUT
-from ..emulator.hub_client import HubSocket, hub_socket, negotiate
 from ..support import FAST, auth_for
+from .chat import chat_hub, json_client
 
 pytestmark = pytest.mark.anyio
 
@@ -28,33 +24,6 @@ def server(east: Emulator) -> Principal:
     principal = east.add_principal("app-server")
     east.assign(principal, "SignalR App Server", resource_id_named("east").rsplit("/", 4)[0])
     return principal
-
-
-def chat_hub() -> Hub:
-    chat = Hub("chat")
-
-    @chat.on("send")
-    async def send(call: HubCall, text: str) -> str:
-        await call.clients.all.send("newMessage", call.user_id, text)
-        return "delivered"
-
-    @chat.on("whisper")
-    async def whisper(call: HubCall, user: str, text: str) -> None:
-        await call.clients.user(user).send("whisper", call.user_id, text)
-
-    return chat
-
-
-@asynccontextmanager
-async def client(
-    http: httpx2.AsyncClient, url: str, signer: SignalRContext, user: str
-) -> AsyncIterator[HubSocket]:
-    """A JSON client of the resource at ``url``, with a token that resource accepts."""
-    token = await signer.client_token("chat", user_id=user)
-    connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
-    async with hub_socket(http, url, token, connection_token=connection_token) as ws:
-        assert await ws.handshake() == {}
-        yield ws
 
 
 async def until(condition: object, what: str) -> None:
@@ -90,8 +59,8 @@ async def test_a_hubs_sends_reach_clients_on_both_endpoints_and_skip_one_that_is
         # Server connections go to every endpoint, as .NET does.
         await until(lambda: east.server_connections and west.server_connections, "both pools")
         async with (
-            client(http, east_url, east_signer, "ann") as ann,
-            client(http, west_url, west_signer, "bob") as bob,
+            json_client(http, east_url, east_signer, "ann") as ann,
+            json_client(http, west_url, west_signer, "bob") as bob,
         ):
             # From outside a call: both endpoints' clients.
             await chat.clients.all.send("news", 1)

@@ -674,7 +674,7 @@ def _log_drained(runtime: EndpointRuntime, left: int | None, took: float) -> Non
         )
     else:
         logger.info(
-            "SignalR endpoint %s drained after %.1f s: drain time over with %d clients left.",
+            "SignalR endpoint %s drained after %.1f s: drain time over; clients left: %d.",
             runtime.config.label,
             took,
             left,

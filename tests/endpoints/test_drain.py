@@ -118,6 +118,29 @@ async def test_default_mode_without_clients_is_removed_at_once() -> None:
             assert [r.name for r in context.endpoints.all] == ["west"]
 
 
+async def test_default_mode_drain_time_over_with_a_client_left_and_close_connections(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "signalr_asgi_auth.endpoints")
+    with served(2) as pairs:
+        (east, east_url), (west, _) = pairs
+        east.service_mode = west.service_mode = "default"
+        auth = east_and_west(pairs, hubs=[Hub("chat")], server_connection_count=1)
+        async with auth as context, httpx2.AsyncClient(timeout=TIMEOUT) as http:
+            await wait_until(lambda: bool(east.server_connections and west.server_connections))
+            async with client_at(http, context, east_url) as ann:
+                with anyio.fail_after(15):
+                    await auth.remove_endpoint("east", drain=0.5, close_connections=True)
+                # The drain ran out with ann there: her hub's connections at east were closed.
+                message = await ann.receive()
+                assert message["type"] == 7
+                assert "being removed" in message["error"]
+            assert [r.name for r in context.endpoints.all] == ["west"]
+    assert closes(east) == ["/api/hubs/chat/:closeConnections"]
+    assert closes(west) == []
+    assert "drain time over; clients left: 1." in caplog.text
+
+
 @pytest.mark.parametrize("close_connections", [True, False])
 async def test_serverless_closes_the_hubs_in_use_at_the_removed_resource_only(
     close_connections: bool, caplog: pytest.LogCaptureFixture

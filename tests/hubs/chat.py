@@ -88,16 +88,20 @@ def chat_hub(seen: Seen | None = None) -> Hub:
     return chat
 
 
-async def _connected(
+@asynccontextmanager
+async def _socket(
     http: httpx2.AsyncClient,
     url: str,
     signer: SignalRContext,
     user: str,
     claims: Mapping[str, str] | None,
-) -> tuple[str, str]:
-    """A client token from ``signer`` and the connection token of its negotiation at ``url``."""
+) -> AsyncIterator[HubSocket]:
+    """A socket to the resource at ``url`` with a token ``signer`` made for it, before its
+    handshake."""
     token = await signer.client_token("chat", user_id=user, claims=claims)
-    return token, (await negotiate(http, url, token)).json()["connectionToken"]
+    connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
+    async with hub_socket(http, url, token, connection_token=connection_token) as ws:
+        yield ws
 
 
 @asynccontextmanager
@@ -110,24 +114,17 @@ async def json_client(
     claims: Mapping[str, str] | None = None,
 ) -> AsyncIterator[HubSocket]:
     """A JSON client of the resource at ``url``, with a token ``signer`` made for it."""
-    token, connection_token = await _connected(http, url, signer, user, claims)
-    async with hub_socket(http, url, token, connection_token=connection_token) as ws:
+    async with _socket(http, url, signer, user, claims) as ws:
         assert await ws.handshake() == {}
         yield ws
 
 
 @asynccontextmanager
 async def msgpack_client(
-    http: httpx2.AsyncClient,
-    url: str,
-    signer: SignalRContext,
-    user: str,
-    *,
-    claims: Mapping[str, str] | None = None,
+    http: httpx2.AsyncClient, url: str, signer: SignalRContext, user: str
 ) -> AsyncIterator[MessagePackHubSocket]:
     """A MessagePack client of the resource at ``url``, with a token ``signer`` made for it."""
-    token, connection_token = await _connected(http, url, signer, user, claims)
-    async with hub_socket(http, url, token, connection_token=connection_token) as raw:
+    async with _socket(http, url, signer, user, None) as raw:
         ws = MessagePackHubSocket(raw.session)
         assert await ws.handshake() == {}
         yield ws

@@ -16,6 +16,21 @@ from signalr_asgi_auth.emulator import Emulator, Principal
 FAST: dict[str, Any] = {"retry_initial_delay": 0.05, "retry_max_delay": 0.2}
 """Options for tests: retries in tens of milliseconds, not seconds."""
 
+DURATION_OPTIONS = [
+    "token_lifetime",
+    "startup_timeout",
+    "key_refresh_interval",
+    "key_lifetime",
+    "key_expiry_margin",
+    "token_refresh_margin",
+    "retry_initial_delay",
+    "retry_max_delay",
+    "request_timeout",
+    "credential_timeout",
+]
+"""The duration options (seconds or a ``timedelta``) that the option tests set one at a time; the
+health check's two are left out, since their timeout must stay shorter than their interval."""
+
 
 def principal_with_role(
     emulator: Emulator, role: str = "SignalR App Server", scope: str | None = None

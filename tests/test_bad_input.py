@@ -62,6 +62,7 @@ from signalr_asgi_auth._upstream_request import UpstreamRequest
 from signalr_asgi_auth.emulator import Emulator, Principal
 
 from .faults import asgi_request, running_app
+from .support import DURATION_OPTIONS
 
 T = TypeVar("T")
 
@@ -274,24 +275,10 @@ class _Credential:
         raise NotImplementedError
 
 
-OPTION_NAMES = [
-    "token_lifetime",
-    "startup_timeout",
-    "key_refresh_interval",
-    "key_lifetime",
-    "key_expiry_margin",
-    "token_refresh_margin",
-    "retry_initial_delay",
-    "retry_max_delay",
-    "request_timeout",
-    "credential_timeout",
-]
-
-
 @FUZZ
 @given(
     options=st.dictionaries(
-        st.sampled_from([*OPTION_NAMES, "scope", "application_name", "algorithm"]),
+        st.sampled_from([*DURATION_OPTIONS, "scope", "application_name", "algorithm"]),
         durations | anything,
         max_size=4,
     ),
@@ -322,7 +309,7 @@ def test_an_option_without_a_printable_repr(name: str) -> None:
 @FUZZ
 @given(durations)
 def test_durations_as_options_and_lifetimes(value: Any) -> None:
-    for name in OPTION_NAMES:
+    for name in DURATION_OPTIONS:
         options: dict[str, Any] = {name: value}
         outcome = _outcome(lambda: Options.build(**options))  # noqa: B023 - called at once
         if isinstance(outcome, SignalRAuthError):

@@ -14,6 +14,8 @@ from signalr_asgi_auth._errors import ConfigurationError, InvalidInputError
 from signalr_asgi_auth._names import check_application_name, prefixed_hub
 from signalr_asgi_auth._options import DEFAULT_SCOPE, Options
 
+from .support import DURATION_OPTIONS
+
 
 def build(**options: Any) -> Options:
     """``Options.build`` with options chosen at run time (and wrong on purpose)."""
@@ -147,22 +149,10 @@ def test_the_dataclass_defaults_match_build() -> None:
     assert dataclasses.replace(plain, clock=built.clock) == built
 
 
-DURATIONS = [
-    "token_lifetime",
-    "startup_timeout",
-    "key_refresh_interval",
-    "key_lifetime",
-    "key_expiry_margin",
-    "token_refresh_margin",
-    "retry_initial_delay",
-    "retry_max_delay",
-    "request_timeout",
-    "credential_timeout",
-]
 MAY_BE_ZERO = {"startup_timeout", "key_expiry_margin", "token_refresh_margin"}
 
 
-@pytest.mark.parametrize("name", DURATIONS)
+@pytest.mark.parametrize("name", DURATION_OPTIONS)
 def test_durations_accept_a_timedelta(name: str) -> None:
     # valid, and consistent with the other defaults
     value = getattr(Options.build(), name) * (2 if name == "key_lifetime" else 0.5)
@@ -173,7 +163,7 @@ def test_durations_accept_a_timedelta(name: str) -> None:
     assert type(getattr(options, name)) is float
 
 
-@pytest.mark.parametrize("name", DURATIONS)
+@pytest.mark.parametrize("name", DURATION_OPTIONS)
 def test_durations_accept_ints_and_floats_and_hold_floats(name: str) -> None:
     whole = 7200 if name == "key_lifetime" else 2  # consistent with the other defaults
     as_int = build(**{name: whole})
@@ -186,7 +176,7 @@ def test_durations_accept_ints_and_floats_and_hold_floats(name: str) -> None:
 
 def _bad_durations() -> list[Any]:
     cases = []
-    for name in DURATIONS:
+    for name in DURATION_OPTIONS:
         bad: list[tuple[object, str]] = [
             (-1, "more than zero" if name not in MAY_BE_ZERO else "zero or more"),
             (timedelta(seconds=-1), "than zero" if name not in MAY_BE_ZERO else "zero or more"),

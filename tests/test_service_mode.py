@@ -34,6 +34,7 @@ from signalr_asgi_auth import (
 )
 from signalr_asgi_auth.emulator import Emulator, Principal
 
+from .emulator.helpers import service_token_claims
 from .faults import keeper_tasks, running_app
 from .support import (
     FAST,
@@ -51,18 +52,6 @@ REST_API_OWNER = "SignalR REST API Owner"
 
 def service_calls(emulator: Emulator) -> int:
     return len(emulator.log.entries("signalr.generate_token"))
-
-
-def service_claims(token: str, emulator: Emulator, audience: str = AUDIENCE) -> dict[str, Any]:
-    """The claims of a token the service issued, checked against the resource's primary key."""
-    claims: dict[str, Any] = jwt.decode(
-        token,
-        emulator.access_keys[0].encode(),
-        algorithms=["HS256"],
-        audience=audience,
-        options={"require": ["exp", "iat", "nbf", "aud"]},
-    )
-    return claims
 
 
 async def client_negotiate(url: str, reply: dict[str, str]) -> httpx2.Response:
@@ -115,7 +104,7 @@ async def test_service_mode_negotiates_with_a_token_the_service_accepts(
         health = auth.health()
 
     assert reply["url"] == f"{emulator_url}/client/?hub=chat"
-    claims = service_claims(reply["accessToken"], emulator)
+    claims = service_token_claims(reply["accessToken"], emulator, AUDIENCE)
     assert claims["asrs.s.uid"] == claims["nameid"] == "alice"
     assert claims["exp"] - claims["iat"] == 600
     negotiated = await client_negotiate(emulator_url, reply)
@@ -145,7 +134,7 @@ async def test_a_hundred_negotiations_for_one_user_cost_one_service_call(
 
     assert len({reply["accessToken"] for reply in replies}) == 1
     assert len({reply["accessToken"] for reply in others}) == 3
-    assert "nameid" not in service_claims(anonymous, emulator)
+    assert "nameid" not in service_token_claims(anonymous, emulator, AUDIENCE)
     assert service_calls(emulator) == 1 + 3 + 1
     users = [entry.query.get("userId") for entry in emulator.log.entries("signalr.generate_token")]
     assert users == ["alice", "user-0", "user-1", "user-2", None]
@@ -174,7 +163,7 @@ async def test_a_thousand_concurrent_cold_negotiations_share_one_service_call(
     assert len(set(tokens)) == 1
     assert service_calls(emulator) == 1
     assert (stats["misses"], stats["requests"]) == (1000, 1)
-    assert service_claims(tokens[0], emulator)["nameid"] == "crowd"
+    assert service_token_claims(tokens[0], emulator, AUDIENCE)["nameid"] == "crowd"
 
 
 async def test_a_token_is_reused_for_the_configured_fraction_of_its_lifetime(
@@ -304,7 +293,7 @@ async def test_an_application_name_reaches_the_service(
 
     [call] = emulator.log.entries("signalr.generate_token")
     assert (call.path, call.query["application"]) == ("/api/hubs/chat/:generateToken", "shop")
-    service_claims(reply["accessToken"], emulator, "http://127.0.0.1/client/?hub=shop_chat")
+    service_token_claims(reply["accessToken"], emulator, "http://127.0.0.1/client/?hub=shop_chat")
     assert (await client_negotiate(emulator_url, reply)).status_code == 200
 
 
@@ -387,7 +376,7 @@ async def test_service_errors_answer_503_and_clear_up(
         assert second.json() == failed.json()
         assert service_calls(emulator) == calls + 1  # only the one after the wait
     assert recovered.status_code == 200, recovered.text
-    service_claims(recovered.json()["accessToken"], emulator)
+    service_token_claims(recovered.json()["accessToken"], emulator, AUDIENCE)
 
 
 async def test_after_a_403_the_service_is_not_asked_again_whoever_negotiates(
@@ -549,7 +538,7 @@ async def test_auto_falls_back_to_the_service_and_back_to_local_signing(
 
     assert "SignalR App Server" in str(caught.value)
     assert len({reply["accessToken"] for reply in replies}) == 1
-    service_claims(replies[0]["accessToken"], emulator)
+    service_token_claims(replies[0]["accessToken"], emulator, AUDIENCE)
     assert (await client_negotiate(emulator_url, replies[0])).status_code == 200
     assert health["signing"] == "service"
     assert health["status"] == "degraded"
@@ -679,7 +668,7 @@ async def test_the_negotiate_endpoint_works_in_service_mode(
     assert [answer.status_code for answer in answers] == [200, 200, 200]
     assert service_calls(emulator) == 1
     reply = answers[0].json()
-    assert service_claims(reply["accessToken"], emulator)["nameid"] == "alice"
+    assert service_token_claims(reply["accessToken"], emulator, AUDIENCE)["nameid"] == "alice"
     assert (await client_negotiate(emulator_url, reply)).status_code == 200
 
 

@@ -9,6 +9,8 @@ import anyio
 import jwt
 import pytest
 
+from signalr_asgi_auth.emulator import Emulator
+
 SIGNALR_SCOPE = "https://signalr.azure.com/.default"
 SIGNALR_RESOURCE = "https://signalr.azure.com"
 TIMEOUT = 15.0
@@ -18,6 +20,19 @@ measures nothing, so it leaves a busy machine room."""
 
 def unverified_claims(token: str) -> dict[str, Any]:
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+def service_token_claims(token: str, emulator: Emulator, audience: str) -> dict[str, Any]:
+    """The claims of a client token the service issued (``:generateToken``), checked against the
+    resource's primary key, which the service signs with."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        emulator.access_keys[0].encode(),
+        algorithms=["HS256"],
+        audience=audience,
+        options={"require": ["exp", "iat", "nbf", "aud"]},
+    )
     return claims
 
 

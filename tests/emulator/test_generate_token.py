@@ -4,7 +4,6 @@ endpoint accepts the tokens it issues."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx2
 import jwt
@@ -13,7 +12,7 @@ import pytest
 from signalr_asgi_auth.emulator import Emulator, Principal
 from signalr_asgi_auth.emulator._roles import Action
 
-from .helpers import TIMEOUT, bearer
+from .helpers import TIMEOUT, bearer, service_token_claims
 
 API_VERSION = "2023-07-01"
 
@@ -55,17 +54,6 @@ def service_negotiate(url: str, token: str, hub: str = "chat") -> httpx2.Respons
     )
 
 
-def claims_of(token: str, emulator: Emulator, audience: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(
-        token,
-        emulator.access_keys[0].encode(),
-        algorithms=["HS256"],
-        audience=audience,
-        options={"require": ["exp", "iat", "nbf", "aud"]},
-    )
-    return claims
-
-
 @pytest.mark.parametrize("role", ["SignalR REST API Owner", "SignalR Service Owner"])
 def test_roles_with_the_client_token_action_get_a_token_the_client_endpoint_accepts(
     emulator: Emulator, emulator_url: str, role: str
@@ -79,7 +67,7 @@ def test_roles_with_the_client_token_action_get_a_token_the_client_endpoint_acce
     assert response.headers["cache-control"] == "no-store"
     assert set(response.json()) == {"token"}
     token = response.json()["token"]
-    claims = claims_of(token, emulator, "http://127.0.0.1/client/?hub=chat")
+    claims = service_token_claims(token, emulator, "http://127.0.0.1/client/?hub=chat")
     assert claims["asrs.s.uid"] == claims["nameid"] == "alice"
     assert claims["exp"] - claims["iat"] == 5 * 60
     assert abs(claims["iat"] - time.time()) < 5
@@ -94,7 +82,9 @@ def test_roles_with_the_client_token_action_get_a_token_the_client_endpoint_acce
 def test_defaults_without_a_user_and_an_hour(emulator: Emulator, emulator_url: str) -> None:
     response = generate(emulator_url, owner_headers(emulator))
 
-    claims = claims_of(response.json()["token"], emulator, "http://127.0.0.1/client/?hub=chat")
+    claims = service_token_claims(
+        response.json()["token"], emulator, "http://127.0.0.1/client/?hub=chat"
+    )
     assert claims["exp"] - claims["iat"] == 60 * 60
     assert "nameid" not in claims
     assert "asrs.s.uid" not in claims
@@ -113,7 +103,7 @@ def test_the_application_prefixes_the_hub(emulator: Emulator, emulator_url: str)
     response = generate(emulator_url, owner_headers(emulator), "Chat", application="Shop")
 
     token = response.json()["token"]
-    claims_of(token, emulator, "http://127.0.0.1/client/?hub=shop_chat")
+    service_token_claims(token, emulator, "http://127.0.0.1/client/?hub=shop_chat")
     assert service_negotiate(emulator_url, token, hub="shop_chat").status_code == 200
 
 

@@ -80,6 +80,25 @@ def emulator_command(*arguments: str) -> Iterator[tuple[subprocess.Popen[str], L
     assert "ERROR" not in errors
 
 
+def fetch_access_key(
+    identity_url: str, resource_url: str, header: str
+) -> tuple[str, httpx2.Response]:
+    """What an app given the printed environment does: a managed-identity token from the identity
+    endpoint at ``identity_url``, then with it the access key of the resource at ``resource_url``.
+    The token, and the access key's response."""
+    token = httpx2.get(
+        f"{identity_url}/msi/token",
+        params={"api-version": "2019-08-01", "resource": "https://signalr.azure.com"},
+        headers={"X-IDENTITY-HEADER": header},
+        timeout=TIMEOUT,
+    ).json()["access_token"]
+    return token, httpx2.get(
+        f"{resource_url}/api/v1/auth/accessKey",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT,
+    )
+
+
 def test_the_command_prints_the_environment_and_one_line_per_request() -> None:
     with emulator_command() as (process, lines):
         url = lines.until(r"listening on (http://127\.0\.0\.1:\d+)", STARTUP_TIMEOUT)[1]
@@ -92,17 +111,7 @@ def test_the_command_prints_the_environment_and_one_line_per_request() -> None:
         lines.until(r"system-assigned: SignalR App Server, SignalR REST API Owner")
         lines.until(r"^Requests")
 
-        token = httpx2.get(
-            f"{url}/msi/token",
-            params={"api-version": "2019-08-01", "resource": "https://signalr.azure.com"},
-            headers={"X-IDENTITY-HEADER": header},
-            timeout=TIMEOUT,
-        ).json()["access_token"]
-        key = httpx2.get(
-            f"{url}/api/v1/auth/accessKey",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=TIMEOUT,
-        )
+        token, key = fetch_access_key(url, url, header)
         assert key.status_code == 200
         httpx2.post(f"{url}/client/negotiate?hub=chat&access_token=secret", timeout=TIMEOUT)
 
@@ -178,17 +187,7 @@ def test_several_resources_share_the_identity_endpoint_and_print_a_variable_each
         lines.until(r"system-assigned: .*SignalR App Server at backup")
         lines.until(r"^Requests")
 
-        token = httpx2.get(
-            f"{east}/msi/token",
-            params={"api-version": "2019-08-01", "resource": "https://signalr.azure.com"},
-            headers={"X-IDENTITY-HEADER": header},
-            timeout=TIMEOUT,
-        ).json()["access_token"]
-        key = httpx2.get(
-            f"{backup}/api/v1/auth/accessKey",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=TIMEOUT,
-        )
+        _, key = fetch_access_key(east, backup, header)
         assert key.status_code == 200
         lines.until(r"signalr\.access_key +GET .* -> 200  principal=system-assigned")
         process.send_signal(signal.SIGINT)

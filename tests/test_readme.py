@@ -65,6 +65,15 @@ def test_the_first_screen_keeps_the_two_commands_and_says_how_to_install() -> No
         assert (ROOT / "docs" / f"{page}.md").is_file()
 
 
+def on_app_service(emulator: Emulator, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the README's snippets run: App Service (its managed identity holds SignalR App
+    Server) with the connection string in ``AZURE_SIGNALR_CONNECTION_STRING``."""
+    emulator.assign(emulator.system_identity, "SignalR App Server")
+    for name, value in emulator.app_service_env(url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AZURE_SIGNALR_CONNECTION_STRING", emulator.connection_string(url))
+
+
 # -- the FastAPI quick start and the browser line under it --------------------------------------
 
 
@@ -73,10 +82,7 @@ def test_the_fastapi_quick_start_serves_the_real_client_that_uses_with_url_chat(
 ) -> None:
     node = node_or_skip()
     assert 'withUrl("/chat")' in readme()
-    emulator.assign(emulator.system_identity, "SignalR App Server")
-    for name, value in emulator.app_service_env(emulator_url).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AZURE_SIGNALR_CONNECTION_STRING", emulator.connection_string(emulator_url))
+    on_app_service(emulator, emulator_url, monkeypatch)
     app = run_snippet(block_after("**FastAPI**", "python"))
     script = """
 const signalR = require("@microsoft/signalr");
@@ -106,10 +112,7 @@ connection.start().then(
 def test_the_fastapi_quick_start_answers_400_not_422_for_a_bad_user(
     emulator: Emulator, emulator_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator.assign(emulator.system_identity, "SignalR App Server")
-    for name, value in emulator.app_service_env(emulator_url).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AZURE_SIGNALR_CONNECTION_STRING", emulator.connection_string(emulator_url))
+    on_app_service(emulator, emulator_url, monkeypatch)
     app = run_snippet(block_after("**FastAPI**", "python"))
     with TestClient(app) as client:
         anonymous = client.post("/chat/negotiate")
@@ -131,10 +134,7 @@ def test_the_fastapi_quick_start_answers_400_not_422_for_a_bad_user(
 def test_the_lifespan_example_works_without_the_middleware(
     emulator: Emulator, emulator_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator.assign(emulator.system_identity, "SignalR App Server")
-    for name, value in emulator.app_service_env(emulator_url).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AZURE_SIGNALR_CONNECTION_STRING", emulator.connection_string(emulator_url))
+    on_app_service(emulator, emulator_url, monkeypatch)
     code = block_after("<!-- lifespan-example -->", "python")
     assert "SignalRAuthMiddleware" not in code
     app = run_snippet(code)

@@ -11,12 +11,18 @@ from urllib.parse import urlsplit
 import anyio
 import jwt
 
+from signalr_asgi_auth import SignalRAuth
 from signalr_asgi_auth.emulator import (
     Emulator,
     IdentityAuthority,
     resource_id_named,
     serve_in_thread,
 )
+
+from ..support import FAST
+
+OPTIONS: dict[str, Any] = {**FAST, "health_check_interval": 30, "health_check_timeout": 0.5}
+"""The several-endpoint tests' options: 30 s probes, which the compressed clock makes 0.3 s."""
 
 FACTOR = 100.0
 """Clock seconds per real second: a 30 s probe interval takes 0.3 s."""
@@ -81,3 +87,20 @@ def token_claims(token: str, emulator: Emulator, url: str, hub: str = "chat") ->
 
 def health_requests(emulator: Emulator) -> int:
     return sum(1 for entry in emulator.log if entry.route == "signalr.health")
+
+
+def several(
+    pairs: list[tuple[Emulator, str]],
+    names: list[str],
+    *,
+    compressed: bool = True,
+    **options: Any,
+) -> SignalRAuth:
+    """An app on ``pairs`` under ``names`` (``"<name>[:<type>]"``), each with its access key;
+    on the compressed clock unless ``compressed=False`` (needed where the emulator checks the
+    times of tokens the app signs: REST calls, client connections)."""
+    strings = {
+        name: key_string(emulator, url) for name, (emulator, url) in zip(names, pairs, strict=True)
+    }
+    clock = {"clock": FastClock()} if compressed else {}
+    return SignalRAuth.from_connection_strings(strings, **{**OPTIONS, **clock, **options})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -20,12 +19,10 @@ from signalr_asgi_auth import (
 )
 
 from ..faults import running_app
-from ..support import FAST, wait_until
-from .support import FastClock, key_string, served
+from ..support import wait_until
+from .support import served, several
 
 pytestmark = pytest.mark.anyio
-
-OPTIONS: dict[str, Any] = {**FAST, "health_check_interval": 30, "health_check_timeout": 0.5}
 
 
 class ByRegionAndHub:
@@ -66,16 +63,8 @@ def app_for(auth: SignalRAuth) -> SignalRAuthMiddleware:
 async def test_a_router_reads_the_request_and_the_hub() -> None:
     with served(3) as pairs:
         (_, east_url), (_, west_url), (backup, backup_url) = pairs
-        strings = {
-            name: key_string(emulator, url)
-            for name, (emulator, url) in zip(
-                ["east", "west", "backup:secondary"], pairs, strict=True
-            )
-        }
         router = ByRegionAndHub()
-        auth = SignalRAuth.from_connection_strings(
-            strings, router=router, clock=FastClock(), **OPTIONS
-        )
+        auth = several(pairs, ["east", "west", "backup:secondary"], router=router)
         async with running_app(app_for(auth)) as client:
 
             async def url(path: str, **headers: str) -> str:
@@ -103,13 +92,7 @@ async def test_a_choice_outside_the_usable_endpoints_falls_back_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with served(2) as pairs:
-        strings = {
-            name: key_string(emulator, url)
-            for name, (emulator, url) in zip(["east", "west"], pairs, strict=True)
-        }
-        auth = SignalRAuth.from_connection_strings(
-            strings, router=Stale(), clock=FastClock(), **OPTIONS
-        )
+        auth = several(pairs, ["east", "west"], router=Stale())
         with caplog.at_level(logging.WARNING, logger="signalr_asgi_auth"):
             async with auth as context:
                 reply = await context.negotiate("chat", user_id="ann")

@@ -12,24 +12,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import httpx2
 import pytest
 
-from signalr_asgi_auth import SignalRAuth, SignalRContext
+from signalr_asgi_auth import SignalRContext
 from signalr_asgi_auth.emulator import Emulator
 from signalr_asgi_auth.hubs import Hub
 
 from ..emulator.helpers import TIMEOUT
 from ..emulator.hub_client import HubSocket, hub_socket, negotiate
-from ..support import FAST, wait_until
-from .support import key_string, served
+from ..support import wait_until
+from .support import served, several
 
 pytestmark = pytest.mark.anyio
 
-OPTIONS: dict[str, Any] = {**FAST, "health_check_interval": 30, "health_check_timeout": 0.5}
 CLOSE = "/:closeConnections"
 
 
@@ -51,13 +49,6 @@ async def client_at(
         yield ws
 
 
-def east_and_west(pairs: list[tuple[Emulator, str]], **options: Any) -> SignalRAuth:
-    """An app on two resources, both primaries, with their access keys."""
-    (east, east_url), (west, west_url) = pairs
-    strings = {"east": key_string(east, east_url), "west": key_string(west, west_url)}
-    return SignalRAuth.from_connection_strings(strings, **{**OPTIONS, **options})
-
-
 def closes(emulator: Emulator) -> list[str]:
     """The ``:closeConnections`` paths ``emulator``'s REST API was called on."""
     return [e.path for e in emulator.log.entries("signalr.rest") if e.path.endswith(CLOSE)]
@@ -71,7 +62,9 @@ async def test_default_mode_drains_until_the_last_client_leaves(
         (east, east_url), (west, _) = pairs
         east.service_mode = west.service_mode = "default"
         chat = Hub("chat")
-        auth = east_and_west(pairs, hubs=[chat], server_connection_count=1)
+        auth = several(
+            pairs, ["east", "west"], compressed=False, hubs=[chat], server_connection_count=1
+        )
         async with auth as context, httpx2.AsyncClient(timeout=TIMEOUT) as http:
             runtime = context.endpoints.get("east")
             assert runtime is not None
@@ -110,7 +103,9 @@ async def test_default_mode_without_clients_is_removed_at_once() -> None:
     with served(2) as pairs:
         (east, _), (west, _) = pairs
         east.service_mode = west.service_mode = "default"
-        auth = east_and_west(pairs, hubs=[Hub("chat")], server_connection_count=1)
+        auth = several(
+            pairs, ["east", "west"], compressed=False, hubs=[Hub("chat")], server_connection_count=1
+        )
         async with auth as context:
             await wait_until(lambda: bool(east.server_connections and west.server_connections))
             with anyio.fail_after(15):
@@ -125,7 +120,9 @@ async def test_default_mode_drain_time_over_with_a_client_left_and_close_connect
     with served(2) as pairs:
         (east, east_url), (west, _) = pairs
         east.service_mode = west.service_mode = "default"
-        auth = east_and_west(pairs, hubs=[Hub("chat")], server_connection_count=1)
+        auth = several(
+            pairs, ["east", "west"], compressed=False, hubs=[Hub("chat")], server_connection_count=1
+        )
         async with auth as context, httpx2.AsyncClient(timeout=TIMEOUT) as http:
             await wait_until(lambda: bool(east.server_connections and west.server_connections))
             async with client_at(http, context, east_url) as ann:
@@ -148,7 +145,7 @@ async def test_serverless_closes_the_hubs_in_use_at_the_removed_resource_only(
     caplog.set_level(logging.INFO, "signalr_asgi_auth.endpoints")
     with served(2) as pairs:
         (east, east_url), (west, west_url) = pairs
-        auth = east_and_west(pairs)
+        auth = several(pairs, ["east", "west"], compressed=False)
         async with (
             auth as context,
             httpx2.AsyncClient(timeout=TIMEOUT) as http,
@@ -187,7 +184,7 @@ async def test_a_close_that_fails_still_removes_the_endpoint(
 ) -> None:
     with served(2) as pairs:
         east, _ = pairs[0]
-        auth = east_and_west(pairs)
+        auth = several(pairs, ["east", "west"], compressed=False)
         async with auth as context:
             await context.negotiate("chat")  # a hub in use
             east.inject("signalr.rest", status=500)

@@ -3,8 +3,6 @@ with ``endpoint=``, and the error for the calls that cannot route when there are
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from signalr_asgi_auth import (
@@ -14,21 +12,11 @@ from signalr_asgi_auth import (
     NoUsableEndpointError,
     SignalRAuth,
 )
-from signalr_asgi_auth.emulator import Emulator
 
 from ..support import FAST, wait_until
-from .support import FastClock, key_string, served, token_claims
+from .support import key_string, served, several, token_claims
 
 pytestmark = pytest.mark.anyio
-
-OPTIONS: dict[str, Any] = {**FAST, "health_check_interval": 30, "health_check_timeout": 0.5}
-
-
-def several(pairs: list[tuple[Emulator, str]], keys: list[str]) -> SignalRAuth:
-    strings = {
-        key: key_string(emulator, url) for key, (emulator, url) in zip(keys, pairs, strict=True)
-    }
-    return SignalRAuth.from_connection_strings(strings, clock=FastClock(), **OPTIONS)
 
 
 async def test_token_and_url_without_a_name_are_refused_with_several_endpoints() -> None:
@@ -101,10 +89,9 @@ async def test_a_named_endpoint_that_is_down_is_a_503() -> None:
 
 async def test_a_named_hub_client_calls_that_endpoint_alone() -> None:
     with served(2) as pairs:
-        (east, east_url), (west, west_url) = pairs
-        strings = {"east": key_string(east, east_url), "west": key_string(west, west_url)}
+        (east, _), (west, _) = pairs
         # the real clock here: the emulators check the REST tokens' times
-        async with SignalRAuth.from_connection_strings(strings, **OPTIONS) as context:
+        async with several(pairs, ["east", "west"], compressed=False) as context:
             pinned = context.hub("chat", endpoint="west")
             assert isinstance(pinned, HubClient)
             await pinned.send_to_all("news", 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
 
 import anyio
 import pytest
@@ -19,22 +18,20 @@ from signalr_asgi_auth import (
     SignalRContext,
     negotiate_endpoint,
 )
-from signalr_asgi_auth.emulator import Emulator
 
 from ..faults import running_app
-from ..support import FAST, wait_until
-from .support import FastClock, health_requests, key_string, one_tenant, served, token_claims
+from ..support import wait_until
+from .support import (
+    OPTIONS,
+    FastClock,
+    health_requests,
+    one_tenant,
+    served,
+    several,
+    token_claims,
+)
 
 pytestmark = pytest.mark.anyio
-
-OPTIONS: dict[str, Any] = {**FAST, "health_check_interval": 30, "health_check_timeout": 0.5}
-
-
-def several(pairs: list[tuple[Emulator, str]], keys: list[str], **options: Any) -> SignalRAuth:
-    strings = {
-        key: key_string(emulator, url) for key, (emulator, url) in zip(keys, pairs, strict=True)
-    }
-    return SignalRAuth.from_connection_strings(strings, clock=FastClock(), **{**OPTIONS, **options})
 
 
 async def where(context: SignalRContext, count: int, user: str | None = "u") -> Counter[str]:

@@ -4,7 +4,6 @@ every endpoint on the same identity."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import anyio
 import pytest
@@ -19,12 +18,11 @@ from signalr_asgi_auth import (
     StickyByUserRouter,
 )
 
-from ..support import FAST, wait_until
-from .support import FastClock, key_string, one_tenant, served
+from ..support import wait_until
+from .support import OPTIONS, FastClock, key_string, one_tenant, served, several
 
 pytestmark = pytest.mark.anyio
 
-OPTIONS: dict[str, Any] = {**FAST, "health_check_interval": 30, "health_check_timeout": 0.5}
 RESOURCE_GROUP = "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourceGroups/rg-signalr"
 USERS = [f"user-{n}" for n in range(3000)]
 
@@ -77,13 +75,7 @@ def test_sticky_without_a_user_and_secondaries_only_when_no_primary() -> None:
 
 async def test_sticky_through_negotiation_after_a_failover() -> None:
     with served(3) as pairs:
-        strings = {
-            name: key_string(emulator, url)
-            for name, (emulator, url) in zip(["a", "b", "c"], pairs, strict=True)
-        }
-        auth = SignalRAuth.from_connection_strings(
-            strings, router=StickyByUserRouter(), clock=FastClock(), **OPTIONS
-        )
+        auth = several(pairs, ["a", "b", "c"], router=StickyByUserRouter())
         url_to_name = {url: name for name, (_, url) in zip("abc", pairs, strict=True)}
 
         async def places() -> dict[str, str]:

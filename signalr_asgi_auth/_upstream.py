@@ -42,6 +42,7 @@ from ._endpoint import normalize_url
 from ._errors import (
     ConfigurationError,
     InvalidInputError,
+    ProtocolError,
     ServiceError,
     SignalRAuthError,
     shown,
@@ -49,7 +50,15 @@ from ._errors import (
 from ._oidc_keys import OpenIDKeys, TenantKeys, check_fetch_url
 from ._repeated_warnings import RepeatedWarnings
 from ._secrets import Secret
-from ._upstream_request import AuthMethod, UpstreamRequest, read_body, read_head
+from ._upstream_request import (
+    AuthMethod,
+    HubProtocolName,
+    UpstreamRequest,
+    read_body,
+    read_head,
+)
+from .protocol._hub_messages import Completion
+from .protocol._msgpack_hub import write_msgpack_message
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -273,6 +282,7 @@ class UpstreamVerifier:
             error=body.error,
             authenticated_by=method,
             principal_id=principal_id,
+            protocol=body.protocol,
         )
 
     async def _read_body(self, request: Request) -> bytes:
@@ -569,24 +579,30 @@ def upstream_error_response(exc: SignalRAuthError) -> JSONResponse:
 def upstream_response(call: UpstreamRequest, result: object) -> Response:
     """The answer to the service once ``call`` is handled.
 
-    When the client awaits a result (``invocation_id`` is set), a JSON hub-protocol completion
-    message carrying ``result``, which the service relays to the client as it is. A
-    :class:`Response` passes through untouched. Otherwise ``None`` gives 204, anything else a
-    JSON body (the service ignores it).
+    When the client awaits a result (``invocation_id`` is set), a hub-protocol completion message
+    carrying ``result`` in the client's protocol (``call.protocol``), which the service relays to
+    the client as it is: JSON with its record separator, or for a MessagePack client the
+    size-prefixed MessagePack completion (``application/x-msgpack``). A :class:`Response` passes
+    through untouched. Otherwise ``None`` gives 204, anything else a JSON body (the service
+    ignores it).
     """
     if isinstance(result, Response):
         return result
     if call.invocation_id is not None:
-        return _completion(call.invocation_id, result=result)
+        return _completion(call.invocation_id, call.protocol, result=result)
     if result is None:
         return Response(status_code=204)
     return JSONResponse(result)
 
 
 _NOT_JSON = "The server's result could not be written as JSON."
+_NOT_MESSAGEPACK = "The server's result could not be written as MessagePack."
+_MESSAGEPACK_MEDIA_TYPE: Final = "application/x-msgpack"
 
 
-def _completion(invocation_id: str, **outcome: object) -> Response:
+def _completion(invocation_id: str, protocol: HubProtocolName, **outcome: object) -> Response:
+    if protocol == "messagepack":
+        return _messagepack_completion(invocation_id, **outcome)
     message = {"type": _COMPLETION, "invocationId": invocation_id, **outcome}
     try:
         text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -597,9 +613,24 @@ def _completion(invocation_id: str, **outcome: object) -> Response:
     return Response(text + "\x1e", media_type="application/json")
 
 
-def error_completion(invocation_id: str, error: str) -> Response:
-    """The answer that fails the client's invocation with ``error``."""
-    return _completion(invocation_id, error=error)
+def _messagepack_completion(invocation_id: str, **outcome: object) -> Response:
+    if "error" in outcome:
+        message = Completion.with_error(invocation_id, str(outcome["error"]))
+    else:
+        message = Completion.with_result(invocation_id, outcome.get("result"))
+    try:
+        body = write_msgpack_message(message)
+    except ProtocolError:  # an object MessagePack cannot hold: the handler's bug
+        logger.warning("The upstream handler's result for %s is not MessagePack", invocation_id)
+        body = write_msgpack_message(Completion.with_error(invocation_id, _NOT_MESSAGEPACK))
+    return Response(body, media_type=_MESSAGEPACK_MEDIA_TYPE)
+
+
+def error_completion(
+    invocation_id: str, error: str, *, protocol: HubProtocolName = "json"
+) -> Response:
+    """The answer that fails the client's invocation with ``error``, in the client's ``protocol``."""
+    return _completion(invocation_id, protocol, error=error)
 
 
 async def verified_upstream(
@@ -640,7 +671,7 @@ def upstream_endpoint(
         except HubMethodError as exc:
             if call.invocation_id is None:
                 return Response(status_code=204)
-            return _completion(call.invocation_id, error=str(exc))
+            return _completion(call.invocation_id, call.protocol, error=str(exc))
         return upstream_response(call, result)
 
     return endpoint

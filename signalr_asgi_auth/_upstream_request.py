@@ -10,7 +10,10 @@ method) and per connection event (category ``connections``, event ``connected`` 
     X-ASRS-User-Claims     the connection's claims as .NET lists them: "type: value, type: value"
 
 and a JSON body: ``{"type": 1, "invocationId"?, "target", "arguments"}`` for an invocation,
-``{"type": 11, "error"?}`` for ``disconnected``. Anything malformed is an
+``{"type": 11, "error"?}`` for ``disconnected``. The invocations of a client on the MessagePack hub
+protocol come as ``Content-Type: application/x-msgpack``: the client's invocation array
+``[1, headers, invocationId | nil, target, arguments, ...]`` without the size prefix it had on the
+WebSocket (``docs/design/serverless-messagepack.md``). Anything malformed is an
 :class:`InvalidInputError` (400) naming what is wrong; nothing here raises anything else.
 """
 
@@ -25,11 +28,14 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 
-from ._errors import InvalidInputError, shown
+from ._errors import InvalidInputError, ProtocolError, shown
+from .protocol._hub_messages import Invocation
+from .protocol._msgpack_hub import decode_msgpack_message
 
 __all__ = [
     "AuthMethod",
     "Category",
+    "HubProtocolName",
     "RequestBody",
     "RequestHead",
     "UpstreamRequest",
@@ -39,11 +45,13 @@ __all__ = [
 
 Category: TypeAlias = Literal["connections", "messages"]
 AuthMethod: TypeAlias = Literal["entra", "signature"]
+HubProtocolName: TypeAlias = Literal["json", "messagepack"]
 
 _CONNECTION_EVENTS: Final = frozenset({"connected", "disconnected"})
 _SYSTEM_PREFIX: Final = "asrs.s."
 _USER_ID_CLAIM: Final = "asrs.s.uid"
 _INVOCATION: Final = 1
+_MESSAGEPACK_MEDIA_TYPES: Final = frozenset({"application/x-msgpack", "application/msgpack"})
 _TRAILING: Final = b" \t\r\n\x1e"  # whitespace and the JSON hub protocol's record separator
 # The client's own SignalR token rides in the query of browser WebSockets; the app never needs it.
 _DROPPED_QUERY: Final = frozenset({"access_token"})
@@ -77,6 +85,9 @@ class UpstreamRequest:
     """``"entra"`` (a valid bearer token) or ``"signature"`` (a valid ``X-ASRS-Signature``)."""
     principal_id: str | None = None
     """The bearer token's ``oid`` (the service's managed identity) when authenticated by Entra."""
+    protocol: HubProtocolName = "json"
+    """The client's hub protocol, as the body's content type says: ``"messagepack"`` for an
+    ``application/x-msgpack`` invocation, whose completion is then answered in MessagePack."""
 
     def claim(self, claim_type: str) -> str | None:
         """The first value of ``claim_type``, or ``None``."""
@@ -104,6 +115,7 @@ class RequestBody:
     arguments: tuple[Any, ...] = ()
     invocation_id: str | None = None
     error: str | None = None
+    protocol: HubProtocolName = "json"
 
 
 def _malformed(problem: str) -> InvalidInputError:
@@ -234,15 +246,12 @@ def _read_query(raw: str) -> Mapping[str, tuple[str, ...]]:
 
 
 def read_body(raw: bytes, headers: Headers, head: RequestHead) -> RequestBody:
-    """The JSON body: an invocation for ``messages``, the close error for ``disconnected``.
-
-    A connection event may come with an empty body. MessagePack bodies (clients on the
-    MessagePack hub protocol) are refused: reading them would need a MessagePack dependency.
-    """
+    """The body: an invocation for ``messages`` (JSON, or MessagePack when the content type says
+    ``application/x-msgpack``), the close error for ``disconnected`` (always JSON, as the service
+    sends connection events). A connection event may come with an empty body."""
     media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    if "msgpack" in media_type:
-        problem = "MessagePack bodies are not supported; have clients use the JSON hub protocol"
-        raise _malformed(problem)
+    if media_type in _MESSAGEPACK_MEDIA_TYPES:
+        return _read_messagepack(raw, head)
     text = raw.rstrip(_TRAILING)
     if not text and head.category == "connections":
         return RequestBody()
@@ -262,7 +271,36 @@ def read_body(raw: bytes, headers: Headers, head: RequestHead) -> RequestBody:
     return _read_invocation(fields, head)
 
 
-def _read_invocation(fields: dict[str, Any], head: RequestHead) -> RequestBody:
+def _read_messagepack(raw: bytes, head: RequestHead) -> RequestBody:
+    """A MessagePack client's invocation, read by the package's MessagePack hub-protocol codec."""
+    if head.category == "connections":
+        if not raw:
+            return RequestBody()
+        problem = "a connection event's body is MessagePack; the service sends those as JSON"
+        raise _malformed(problem)
+    if not raw:
+        problem = "the body is empty"
+        raise _malformed(problem)
+    try:
+        message = decode_msgpack_message(raw)
+    except ProtocolError as error:
+        problem = f"the body is not a MessagePack invocation: {error}"
+        raise _malformed(problem) from None
+    if not isinstance(message, Invocation):
+        kind = "unknown" if message is None else message.TYPE
+        problem = f"the body is not an invocation message (type {kind})"
+        raise _malformed(problem)
+    fields = {
+        "target": message.target,
+        "arguments": list(message.arguments),
+        "invocationid": message.invocation_id,
+    }
+    return _read_invocation(fields, head, protocol="messagepack")
+
+
+def _read_invocation(
+    fields: dict[str, Any], head: RequestHead, *, protocol: HubProtocolName = "json"
+) -> RequestBody:
     kind = fields.get("type", _INVOCATION)
     if kind != _INVOCATION or isinstance(kind, bool):
         problem = f"the body is not an invocation message (type {shown(kind)})"
@@ -279,4 +317,6 @@ def _read_invocation(fields: dict[str, Any], head: RequestHead) -> RequestBody:
     if invocation_id is not None and not isinstance(invocation_id, str):
         problem = "the body's invocationId is not a string"
         raise _malformed(problem)
-    return RequestBody(arguments=tuple(arguments), invocation_id=invocation_id or None)
+    return RequestBody(
+        arguments=tuple(arguments), invocation_id=invocation_id or None, protocol=protocol
+    )

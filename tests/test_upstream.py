@@ -910,12 +910,6 @@ async def test_day_old_keys_are_refreshed_and_kept_when_the_refresh_fails(
             "the body is not an invocation message \\(type 6\\)",
             id="not-an-invocation",
         ),
-        pytest.param(
-            {"Content_Type": "application/x-msgpack"},
-            b"\x95\x01\x80\xc0\xa3add\x90",
-            "MessagePack bodies are not supported",
-            id="messagepack",
-        ),
     ],
 )
 async def test_malformed_requests_get_400(

@@ -1,27 +1,33 @@
-"""One client's WebSocket after the upgrade: the JSON hub protocol's handshake, pings, the client's
+"""One client's WebSocket after the upgrade: the hub protocol's handshake, pings, the client's
 messages, and the frames the service queues for it.
 
-Messages are JSON objects each followed by the record separator ``\\x1e``; a frame may hold several,
-and clients differ in spacing, so records are parsed, never compared as bytes. Only the ``json``
-protocol, version 1, is spoken (no MessagePack, no stateful reconnect).
+The handshake is JSON for both protocols. JSON clients then send JSON objects each followed by the
+record separator ``\\x1e``; a frame may hold several, and clients differ in spacing, so records are
+parsed, never compared as bytes. MessagePack clients send arrays behind a size prefix, read with the
+emulator's own reading of that framing (``_service_wire``). Protocol version 1 only, no stateful
+reconnect.
 
 Client invocations, and the connection's ``connected`` and ``disconnected`` events, go to the
 upstream (``_upstream_calls``): ``connected`` once the handshake is answered, ``disconnected`` once
-the socket is closed.
+the socket is closed. A JSON client's invocation goes as its record; a MessagePack client's as its
+array without the size prefix (``application/x-msgpack``), as Azure's upstream sends them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ._client_endpoint import Admission
 from ._connections import RECORD_SEPARATOR, ClientConnection, encode_message
+from ._hub_frames import HANDSHAKE_LIMIT, HUB_PROTOCOLS
+from ._service_wire import FrameReader, WireError, decode_array
 from ._state import EmulatorState
 from ._upstream_calls import UpstreamCalls
 from ._websockets import accept_headers, client_query, close_quietly, send_frames
@@ -32,23 +38,91 @@ HANDSHAKE_TIMEOUT = 15.0
 """Seconds a client has to send its handshake after the upgrade (ASP.NET Core's default)."""
 
 _CLEAN_CLOSES = frozenset({1000, 1001})
+_SEPARATOR: Final = RECORD_SEPARATOR.encode()
+_INVOCATION, _STREAM_INVOCATION, _CLOSE = 1, 4, 7
 
 logger = logging.getLogger(__name__)
 
 
-class _Records:
-    """Text received so far, split into complete records."""
+@dataclass(frozen=True, slots=True)
+class _ClientMessage:
+    """One message of the client: its fields as the JSON protocol names them (``None``: not a hub
+    message), and its bytes as the upstream gets them."""
 
-    def __init__(self) -> None:
-        self._buffer = ""
+    fields: Mapping[str, Any] | None
+    body: bytes = b""
 
-    def feed(self, message: Mapping[str, Any]) -> Iterator[str]:
-        text = message.get("text")
-        if text is None:
-            text = (message.get("bytes") or b"").decode("utf-8", "replace")
-        self._buffer += text
-        *records, self._buffer = self._buffer.split(RECORD_SEPARATOR)
-        yield from records
+
+def _bytes_of(message: Mapping[str, Any]) -> bytes:
+    text = message.get("text")
+    return text.encode() if text is not None else (message.get("bytes") or b"")
+
+
+class _JsonMessages:
+    """Records received so far, split at the record separator and parsed."""
+
+    def __init__(self, start: bytes = b"") -> None:
+        self._buffer = b""
+        self._pending = self.feed(start)
+
+    def take_pending(self) -> list[_ClientMessage]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def feed(self, data: bytes) -> list[_ClientMessage]:
+        self._buffer += data
+        *records, self._buffer = self._buffer.split(_SEPARATOR)
+        return [_json_message(record) for record in records]
+
+
+def _json_message(record: bytes) -> _ClientMessage:
+    try:
+        fields = json.loads(record)
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        fields = None
+    if not isinstance(fields, dict) or not isinstance(fields.get("type"), int):
+        return _ClientMessage(None)
+    return _ClientMessage(fields, record.strip() + _SEPARATOR)
+
+
+class _MessagePackMessages:
+    """Size-prefixed MessagePack arrays received so far, read as far as the service reads them."""
+
+    def __init__(self, start: bytes = b"") -> None:
+        self._frames = FrameReader()
+        self._broken = False
+        self._pending = self.feed(start)
+
+    def take_pending(self) -> list[_ClientMessage]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def feed(self, data: bytes) -> list[_ClientMessage]:
+        if self._broken:
+            return []
+        try:
+            payloads = self._frames.feed_payloads(data)
+        except WireError:  # a bad size prefix: the stream cannot be read further
+            self._broken = True
+            return [_ClientMessage(None)]
+        return [_msgpack_message(payload) for payload in payloads]
+
+
+def _msgpack_message(payload: bytes) -> _ClientMessage:
+    try:
+        array = decode_array(payload)
+    except WireError:
+        return _ClientMessage(None)
+    kind = array[0]
+    fields: dict[str, Any] = {"type": kind}
+    if kind in (_INVOCATION, _STREAM_INVOCATION) and len(array) >= 5:
+        fields |= {"invocationId": array[2], "target": array[3]}
+    elif kind == _CLOSE and len(array) >= 2:
+        fields["error"] = array[1]
+    return _ClientMessage(fields, payload)
+
+
+_Messages = _JsonMessages | _MessagePackMessages
 
 
 class _ClientGone(Exception):
@@ -67,25 +141,28 @@ async def run_hub_session(
 ) -> None:
     """Accept the upgrade and serve the connection until either side closes it."""
     await websocket.accept(headers=accept_headers(headers))
-    records = _Records()
     try:
-        handshake = await _receive_handshake(websocket, records)
+        handshake = await _receive_handshake(websocket)
     except _ClientGone:
         return
     if handshake is None:  # no handshake in time
         await close_quietly(websocket)
         return
-    error, pending = handshake
-    if error is not None:
-        await websocket.send_text(encode_message({"error": error}))
+    protocol, rest = handshake
+    if protocol not in HUB_PROTOCOLS:
+        await websocket.send_text(encode_message({"error": protocol}))
         await close_quietly(websocket)
         return
+    messages: _Messages = (
+        _MessagePackMessages(rest) if protocol == "messagepack" else _JsonMessages(rest)
+    )
     connection = ClientConnection(
         connection_id=admission.connection_id,
         hub=admission.hub,
         user_id=admission.user_id,
         claims=admission.claims,
         connected_at=state.clock.now(),
+        protocol=protocol,
     )
     # Registered before the handshake answer, so that a client which has its answer is listed; a
     # message queued meanwhile waits in the outbox until the writer starts, after the answer.
@@ -93,15 +170,22 @@ async def run_hub_session(
     ending = _Ending()
     async with UpstreamCalls(state, connection, client_query(websocket)) as upstream:
         try:
-            await websocket.send_text(encode_message({}))
+            answer = encode_message({})
+            # A binary protocol's client reads binary frames: its handshake answer comes as one.
+            if protocol == "messagepack":
+                await websocket.send_bytes(answer.encode())
+            else:
+                await websocket.send_text(answer)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_write, websocket, connection, tasks.cancel_scope)
                 tasks.start_soon(_ping, connection, state.ping_interval)
                 tasks.start_soon(upstream.run)
                 await upstream.connected()
-                for record in pending:
-                    await _handle(record, connection, upstream, ending)
-                await _read(websocket, records, connection, upstream, ending)
+                for message in messages.take_pending():
+                    if not await _handle(message, connection, upstream, ending):
+                        break
+                else:
+                    await _read(websocket, messages, connection, upstream, ending)
                 tasks.cancel_scope.cancel()
         except (WebSocketDisconnect, OSError):
             pass  # the client went away while the handshake answer was on its way
@@ -113,23 +197,26 @@ async def run_hub_session(
                 await upstream.disconnected(ending.error)
 
 
-async def _receive_handshake(
-    websocket: WebSocket, records: _Records
-) -> tuple[str | None, list[str]] | None:
-    """Why the handshake is refused (None: accepted) and the records that came after it; None when
-    no handshake came in time."""
+async def _receive_handshake(websocket: WebSocket) -> tuple[str, bytes] | None:
+    """The protocol the handshake names (else why it is refused) and the bytes that came after it;
+    None when no handshake came in time."""
+    buffer = b""
     with anyio.move_on_after(HANDSHAKE_TIMEOUT):
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 raise _ClientGone
-            received = list(records.feed(message))
-            if received:
-                return _handshake_error(received[0]), received[1:]
+            buffer += _bytes_of(message)
+            record, found, rest = buffer.partition(_SEPARATOR)
+            if found:
+                return _handshake_protocol(record), rest
+            if len(buffer) > HANDSHAKE_LIMIT:
+                return f"The handshake request is longer than {HANDSHAKE_LIMIT} bytes.", b""
     return None
 
 
-def _handshake_error(record: str) -> str | None:
+def _handshake_protocol(record: bytes) -> str:
+    """The protocol the handshake request names, or (not a protocol name) why it is refused."""
     try:
         request = json.loads(record)
     except ValueError:
@@ -137,53 +224,50 @@ def _handshake_error(record: str) -> str | None:
     if not isinstance(request, dict):
         return "The handshake request must be a JSON object."
     protocol, version = request.get("protocol"), request.get("version")
-    if protocol != "json":
+    if protocol not in HUB_PROTOCOLS:
         return f"The protocol {protocol!r} is not supported."
     if version != 1:
-        return f"The server does not support version {version!r} of the 'json' protocol."
-    return None
+        return f"The server does not support version {version!r} of the {protocol!r} protocol."
+    return str(protocol)
 
 
 async def _read(
     websocket: WebSocket,
-    records: _Records,
+    messages: _Messages,
     connection: ClientConnection,
     upstream: UpstreamCalls,
     ending: _Ending,
 ) -> None:
     """Handle the client's messages until it closes (a close message, or the socket)."""
     while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            code = message.get("code", 1000)
+        received = await websocket.receive()
+        if received["type"] == "websocket.disconnect":
+            code = received.get("code", 1000)
             if code not in _CLEAN_CLOSES:
                 ending.error = f"The WebSocket closed with status code {code}."
             return
-        for record in records.feed(message):
-            if not await _handle(record, connection, upstream, ending):
+        for message in messages.feed(_bytes_of(received)):
+            if not await _handle(message, connection, upstream, ending):
                 return
 
 
 async def _handle(
-    record: str, connection: ClientConnection, upstream: UpstreamCalls, ending: _Ending
+    message: _ClientMessage, connection: ClientConnection, upstream: UpstreamCalls, ending: _Ending
 ) -> bool:
     """Act on one message from the client; False when the client is done."""
-    try:
-        message = json.loads(record)
-    except ValueError:
-        message = None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), int):
+    fields = message.fields
+    if fields is None:
         await connection.close("Connection closed with an error: a message was not a hub message.")
         ending.error = "The client sent a message that was not a hub message."
         return True
-    kind = message["type"]
-    if kind == 7:  # the client stops
-        error = message.get("error")
+    kind = fields["type"]
+    if kind == _CLOSE:  # the client stops
+        error = fields.get("error")
         ending.error = error if isinstance(error, str) and error else None
         return False
-    if kind in (1, 4):
+    if kind in (_INVOCATION, _STREAM_INVOCATION):
         # invoke() waits for a completion, send() (no invocationId) for none: the upstream decides.
-        await upstream.invocation(message, record)
+        await upstream.invocation(fields, message.body)
     return True  # pings (6), completions (3), stream items (2) and cancels (5) need no answer
 
 

@@ -17,7 +17,15 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["MAX_MESSAGE_SIZE", "Fields", "FrameReader", "WireError", "frame", "open_connection"]
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "Fields",
+    "FrameReader",
+    "WireError",
+    "decode_array",
+    "frame",
+    "open_connection",
+]
 
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 """The largest message the emulated service reads; a bigger size prefix is a protocol error."""
@@ -75,19 +83,27 @@ class FrameReader:
         self._buffer = bytearray()
         self._max = max_message_size
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of a message not yet whole."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[list[Any]]:
+        return [decode_array(payload) for payload in self.feed_payloads(data)]
+
+    def feed_payloads(self, data: bytes) -> list[bytes]:
+        """The whole messages' MessagePack bytes, without their size prefixes."""
         self._buffer += data
-        messages: list[list[Any]] = []
+        payloads: list[bytes] = []
         while True:
             header = self._header()
             if header is None:
-                return messages
+                return payloads
             used, size = header
             if len(self._buffer) < used + size:
-                return messages
-            payload = bytes(self._buffer[used : used + size])
+                return payloads
+            payloads.append(bytes(self._buffer[used : used + size]))
             del self._buffer[: used + size]
-            messages.append(_decode(payload))
 
     def _header(self) -> tuple[int, int] | None:
         size = 0
@@ -105,7 +121,8 @@ class FrameReader:
         return None
 
 
-def _decode(payload: bytes) -> list[Any]:
+def decode_array(payload: bytes) -> list[Any]:
+    """One message: a MessagePack array starting with its integer type."""
     try:
         message = msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as error:

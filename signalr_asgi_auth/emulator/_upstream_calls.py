@@ -8,11 +8,15 @@ resource's two keys. A template with managed-identity auth adds an RS256 Entra t
 resource's system-assigned identity, issued by the emulator's tenant under the emulator's own URL,
 so that its ``iss`` leads to the tenant's OpenID metadata.
 
-Bodies: ``{"type":10}`` for connected, ``{"type":11[,"error"]}`` for disconnected, and the client's
-invocation record as it came (JSON hub protocol, with its record separator). For an invocation the
-client awaits, a 200 answer's body is relayed to the client as hub-protocol messages (the app
-answers with a completion); 204 or an empty 200 gives a completion without a result; any other
-status, no answer within the timeout, or an unreachable upstream gives a completion with an error.
+Bodies: ``{"type":10}`` for connected, ``{"type":11[,"error"]}`` for disconnected (JSON whatever
+the client's protocol), and the client's invocation as it came: a JSON client's record with its
+record separator (``application/json``), a MessagePack client's array without its size prefix
+(``application/x-msgpack``), as Azure's upstream and the Functions extension's parsers have it. For
+an invocation the client awaits, a 200 answer's body is relayed to the client as hub-protocol
+messages in its protocol (the app answers with a completion: JSON records, or size-prefixed
+MessagePack arrays); 204 or an empty 200 gives a completion without a result; any other status, an
+answer that is not hub messages of the client's protocol, no answer within the timeout, or an
+unreachable upstream gives a completion with an error.
 
 Calls of one connection go out one at a time, in the order the client's messages came, so the app
 sees ``connected`` first. Every call is in the request log as ``upstream.call``, with the full URL
@@ -36,6 +40,7 @@ import httpx2
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._connections import RECORD_SEPARATOR, ClientConnection
+from ._service_wire import FrameReader, WireError, decode_array, size_prefix
 from ._state import EmulatorState
 from ._upstream import UPSTREAM_ROUTE, UpstreamSettings, UpstreamTemplate
 
@@ -50,6 +55,7 @@ _CONNECTED: Final = b'{"type":10}'
 _COMPLETION: Final = 3
 _TRAILING: Final = " \t\r\n" + RECORD_SEPARATOR
 _UNSAFE: Final = str.maketrans({"\r": " ", "\n": " ", "\x00": " "})
+_CONTENT_TYPES: Final = {"json": "application/json", "messagepack": "application/x-msgpack"}
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +118,12 @@ class UpstreamCalls:
         """Queue the ``connected`` event, if a template takes it."""
         await self._send.send(self._connected)
 
-    async def invocation(self, message: Mapping[str, Any], record: str) -> None:
-        """Queue a client invocation (``record`` is its text as received)."""
+    async def invocation(self, message: Mapping[str, Any], body: bytes) -> None:
+        """Queue a client invocation: ``message`` its fields as the JSON protocol names them,
+        ``body`` its bytes as the upstream gets them, in the client's protocol."""
 
         async def call() -> None:
-            await self._invoke(message, record)
+            await self._invoke(message, body)
 
         await self._send.send(call)
 
@@ -146,7 +153,7 @@ class UpstreamCalls:
                 reply.problem or f"status code {reply.status}",
             )
 
-    async def _invoke(self, message: Mapping[str, Any], record: str) -> None:
+    async def _invoke(self, message: Mapping[str, Any], body: bytes) -> None:
         invocation_id = message.get("invocationId")
         awaited = invocation_id if isinstance(invocation_id, str) and invocation_id else None
         settings = self._state.upstream.settings
@@ -156,11 +163,13 @@ class UpstreamCalls:
                 await self._complete(awaited, error=f"Invocation failed: {routed}.")
             return
         template, target = routed
-        body = (record.strip() + RECORD_SEPARATOR).encode()
         reply = await self._post(settings, template, "messages", target, body)
         if awaited is not None:
-            for answer in _answers(awaited, reply):
-                await self._connection.send(answer)
+            for answer in _answers(awaited, reply, self._connection.protocol):
+                if isinstance(answer, bytes):
+                    self._connection.send_payload(answer)
+                else:
+                    await self._connection.send(answer)
         elif reply.problem is not None or not 200 <= reply.status < 300:
             logger.warning(
                 "The upstream did not take %r from connection %s: %s",
@@ -200,7 +209,9 @@ class UpstreamCalls:
         body: bytes,
     ) -> _Reply:
         url = template.url_for(self._connection.hub, category, event)
-        headers, principal = self._headers(template, category, event)
+        # Connection events are JSON whatever the client speaks; invocations in its protocol.
+        content_type = _CONTENT_TYPES["json" if category == "connections" else self._protocol]
+        headers, principal = self._headers(template, category, event, content_type)
         started = self._state.clock.now()
         reply = _Reply(NO_ANSWER)
         try:
@@ -248,8 +259,12 @@ class UpstreamCalls:
             self._http = httpx2.AsyncClient(trust_env=settings.allow_remote)
         return self._http
 
+    @property
+    def _protocol(self) -> str:
+        return "messagepack" if self._connection.protocol == "messagepack" else "json"
+
     def _headers(
-        self, template: UpstreamTemplate, category: str, event: str
+        self, template: UpstreamTemplate, category: str, event: str, content_type: str
     ) -> tuple[list[tuple[str, str]], str | None]:
         """The request headers, and the principal whose bearer token is among them."""
         connection = self._connection
@@ -267,7 +282,7 @@ class UpstreamCalls:
             headers.append(("X-ASRS-Client-Query", self._query))
         keys = self._state.resource_keys
         headers.append(("X-ASRS-Signature", signature_header(connection.connection_id, keys)))
-        headers.append(("Content-Type", "application/json"))
+        headers.append(("Content-Type", content_type))
         principal = None
         if template.auth is not None:
             identity = self._state.system_identity
@@ -310,25 +325,45 @@ def claims_header(claims: Mapping[str, Any]) -> str:
     return ", ".join(f"{claim_type}: {value}" for claim_type, value in claim_pairs(claims))
 
 
-def _answers(invocation_id: str, reply: _Reply) -> list[dict[str, Any]]:
-    """What the client gets for an awaited invocation, given the upstream's reply."""
+def _answers(invocation_id: str, reply: _Reply, protocol: str) -> list[dict[str, Any] | bytes]:
+    """What the client gets for an awaited invocation, given the upstream's reply: messages to
+    write in the client's protocol, or (MessagePack) the upstream's own size-prefixed frames."""
 
-    def failed(reason: str) -> list[dict[str, Any]]:
+    def failed(reason: str) -> list[dict[str, Any] | bytes]:
         return [{"type": _COMPLETION, "invocationId": invocation_id, "error": reason}]
 
     if reply.problem is not None:
         return failed(f"Invocation failed, {reply.problem}.")
-    text = reply.body.decode("utf-8", "replace").strip(_TRAILING)
-    if reply.status == 204 or (reply.status == 200 and not text):
+    binary = protocol == "messagepack"
+    text = "" if binary else reply.body.decode("utf-8", "replace").strip(_TRAILING)
+    if reply.status == 204 or (reply.status == 200 and not (reply.body if binary else text)):
         return [{"type": _COMPLETION, "invocationId": invocation_id}]
     if reply.status != 200:
         return failed(f"Invocation failed, status code {reply.status}")
-    messages = _records(text)
+    messages: list[dict[str, Any]] | list[bytes] | None = (
+        _frames(reply.body) if binary else _records(text)
+    )
     if messages is None:
+        kind = "MessagePack" if binary else "JSON"
         return failed(
-            "Invocation failed, the upstream's answer is not a JSON hub protocol message."
+            f"Invocation failed, the upstream's answer is not a {kind} hub protocol message."
         )
-    return messages
+    return list(messages)
+
+
+def _frames(body: bytes) -> list[bytes] | None:
+    """Each size-prefixed MessagePack hub message of ``body``, prefix included; None unless the
+    whole body is such messages."""
+    reader = FrameReader(max_message_size=_MAX_ANSWER)
+    try:
+        payloads = reader.feed_payloads(body)
+        for payload in payloads:
+            decode_array(payload)
+    except WireError:
+        return None
+    if not payloads or reader.buffered:
+        return None
+    return [size_prefix(len(payload)) + payload for payload in payloads]
 
 
 def _records(text: str) -> list[dict[str, Any]] | None:

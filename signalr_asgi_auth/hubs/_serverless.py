@@ -150,4 +150,4 @@ async def _invocation(hub: Hub, call: HubCall, upstream: UpstreamRequest) -> Res
         if error:
             logger.info("Hub %r: %s", hub.name, error)
         return Response(status_code=204)
-    return error_completion(upstream.invocation_id, error or "")
+    return error_completion(upstream.invocation_id, error or "", protocol=upstream.protocol)

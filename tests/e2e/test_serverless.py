@@ -158,3 +158,34 @@ def test_browser_page_on_service_issued_tokens_through_the_upstream(
     [issued] = log.entries("signalr.generate_token")
     assert issued.query["userId"] == user
     assert [path.rsplit("/", 1)[1] for path, _ in calls] == ["connected", "send", "disconnected"]
+
+
+def test_messagepack_node_client_through_the_upstream(
+    upstream: str, app_url: str, log: RequestLog
+) -> None:
+    """``@microsoft/signalr-protocol-msgpack`` in Serverless mode: the service POSTs the client's
+    invocation as MessagePack, the hub's answer comes back in MessagePack, and the hub's broadcast
+    (a REST send) reaches it and a JSON client alike."""
+    user, watcher = unique_user("msgpack"), unique_user("json")
+
+    with (
+        node_hub(app_url, watcher) as other,
+        node_hub(app_url, user, protocol="messagepack") as client,
+    ):
+        other.wait_for("message", target="presence", args=[user, "joined"])
+        sent = client.invoke("send", "hello in MessagePack")
+        client.wait_for("message", target="newMessage", args=[user, "hello in MessagePack"])
+        other.wait_for("message", target="newMessage", args=[user, "hello in MessagePack"])
+        empty = client.invoke("send", "   ")
+
+    assert (sent["event"], sent["value"]) == ("result", "delivered"), client.describe()
+    assert empty["message"] == "A message needs some text.", client.describe()
+    assert client.messages("newMessage") == [[user, "hello in MessagePack"]]
+    calls = upstream_calls(log, until="/disconnected")
+    types = {
+        (e.path.rsplit("/", 1)[1], e.headers["X-ASRS-User-Id"], e.headers["Content-Type"])
+        for e in log.entries(UPSTREAM_ROUTE)
+    }
+    assert ("send", user, "application/x-msgpack") in types, types
+    assert ("connected", user, "application/json") in types, types
+    assert (f"{upstream.removesuffix('{event}')}send", 200) in calls

@@ -21,7 +21,7 @@ from signalr_asgi_auth.emulator._client_auth import client_audience
 
 from ..support import auth_for, principal_with_role
 from .helpers import TIMEOUT, wait_until
-from .hub_client import hub_socket, negotiate
+from .hub_client import MessagePackHubSocket, hub_socket, negotiate
 
 pytestmark = pytest.mark.anyio
 
@@ -242,8 +242,9 @@ async def test_the_service_closes_a_connection(
 @pytest.mark.parametrize(
     ("protocol", "version", "error"),
     [
-        ("messagepack", 1, "The protocol 'messagepack' is not supported."),
+        ("xml", 1, "The protocol 'xml' is not supported."),
         ("json", 2, "The server does not support version 2 of the 'json' protocol."),
+        ("messagepack", 2, "The server does not support version 2 of the 'messagepack' protocol."),
     ],
 )
 @server_side
@@ -278,6 +279,29 @@ async def test_a_message_that_is_not_json_closes_with_an_error(
         close = await ws.receive()
         assert close["type"] == 7
         assert "not a hub message" in close["error"]
+
+
+@server_side
+async def test_a_messagepack_client_in_serverless_mode(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    client: httpx2.AsyncClient,
+) -> None:
+    """Accepted, answered in MessagePack (the REST API's sends, pings), and closed with an error
+    for a message that is not a hub message (here, no array)."""
+    token = await library_token(emulator, emulator_url)
+    async with hub_socket(client, emulator_url, token) as raw:
+        ws = MessagePackHubSocket(raw.session)
+        assert await ws.handshake() == {}
+        [connection] = emulator.connections
+        assert connection.protocol == "messagepack"
+        await connection.send({"type": 1, "target": "hello", "arguments": [b"\x01", 2]})
+        assert await ws.receive() == [1, {}, None, "hello", [b"\x01", 2]]
+        await ws.session.send_bytes(b"\x01\x05")  # a size prefix, then the integer 5
+        assert await ws.receive() == [
+            7, "Connection closed with an error: a message was not a hub message.", False,
+        ]  # fmt: skip
 
 
 # -- refused before the upgrade -----------------------------------------------------------------

@@ -20,7 +20,7 @@ from signalr_asgi_auth.emulator import UPSTREAM_ROUTE, Emulator, UpstreamSetting
 from ..emulator.helpers import TIMEOUT
 from ..emulator.hub_client import HubSocket
 from ..support import auth_for, principal_with_role
-from .chat import Seen, chat_hub, json_client
+from .chat import Seen, chat_hub, json_client, msgpack_client
 
 pytestmark = pytest.mark.anyio
 
@@ -136,3 +136,43 @@ async def test_a_request_for_another_hub_is_refused(app_url: str, emulator: Emul
     assert response.status_code == 404
     assert response.json()["error"] == "This upstream endpoint serves hub 'chat', not 'news'."
     assert unsigned.status_code == 401
+
+
+async def test_a_messagepack_client_is_answered_through_the_upstream(
+    emulator: Emulator, emulator_url: str, app_url: str, app_service_env: dict[str, str]
+) -> None:
+    """The emulator forwards a MessagePack client's invocations as ``application/x-msgpack``; the
+    hub answers each in MessagePack, and its REST sends reach the client in MessagePack too."""
+    auth = auth_for(emulator, emulator_url, principal_with_role(emulator))
+    async with (
+        auth as signer,
+        httpx2.AsyncClient(timeout=TIMEOUT) as http,
+        msgpack_client(http, emulator_url, signer, "bea") as ws,
+    ):
+        await ws.send([1, {}, "1", "send", ["hi"]])
+        answers = [await ws.receive(), await ws.receive()]
+        await ws.send([1, {}, "2", "add", [2, 3]])
+        added = await ws.receive()
+        await ws.send([1, {}, "3", "fail", []])
+        failed = await ws.receive()
+        await ws.send([1, {}, "4", "ticks", [2], []])
+        streamed = await ws.receive()
+        await ws.send([1, {}, None, "announce", ["extra"]])  # a send: no completion
+        news = await ws.receive()
+
+    # The REST broadcast and the completion travel different paths: either may come first.
+    assert sorted(answers, key=lambda m: m[0]) == [
+        [1, {}, None, "newMessage", ["bea", "hi"]],
+        [3, {}, "1", 3, "delivered"],
+    ]
+    assert added == [3, {}, "2", 3, 5]
+    assert failed == [3, {}, "3", 1, "nope"]
+    assert streamed == [
+        3, {}, "4", 1, "The streaming hub method 'ticks' needs Default mode (server connections).",
+    ]  # fmt: skip
+    assert news == [1, {}, None, "news", ["extra"]]
+    calls = emulator.log.entries(UPSTREAM_ROUTE)
+    assert [e.headers["Content-Type"] for e in calls[:2]] == [
+        "application/json",  # connected: connection events are JSON whatever the client speaks
+        "application/x-msgpack",
+    ]

@@ -922,8 +922,11 @@ async def test_malformed_requests_get_400(
 ) -> None:
     headers = asrs(X_ASRS_Signature=sign(emulator.access_keys[0]), **change)
 
-    response = await signed_post(headers, body)
+    assert_malformed(await signed_post(headers, body), recorder, reason)
 
+
+def assert_malformed(response: httpx2.Response, recorder: Recorder, reason: str) -> None:
+    """A 400 whose error matches ``reason``, the handler never called."""
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "invalid_request"
     assert re.search(f"^Malformed upstream request: .*{reason}", response.json()["error"])

@@ -58,13 +58,23 @@ _WEBSOCKET_LOGGER = logging.getLogger("signalr_asgi_auth.emulator.websocket")
 _WEBSOCKET_LOGGER.addFilter(_RedactAccessTokens())
 
 
+def _uvicorn_version() -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", uvicorn.__version__)[:3])
+
+
+# uvicorn 0.55 counts a finished denial response as a completed handshake; older releases log
+# "ASGI callable returned without completing handshake" at error level after every refused upgrade.
+UVICORN_LOGS_DENIALS_AS_ERRORS = _uvicorn_version() < (0, 55)
+
+
 class _DenialAwareWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's default WebSocket implementation, minus a false alarm and a leak.
 
     After an app refuses an upgrade with an HTTP response (the ASGI denial-response extension, how
-    the client endpoint answers 401), uvicorn 0.3x still logs "ASGI callable returned without
+    the client endpoint answers 401), uvicorn before 0.55 logs "ASGI callable returned without
     completing handshake" at error level: it does not count a finished denial as a completed
-    handshake. A finished denial is marked complete here, so only real mistakes are logged.
+    handshake. On those releases a finished denial is marked complete here, so only real mistakes
+    are logged; from 0.55 on uvicorn does it itself and this class leaves it alone.
     Its log lines go to a logger of ours that redacts ``access_token`` from the paths it prints:
     uvicorn's own logger is shared with the app's server, which may log at INFO.
     """
@@ -75,11 +85,14 @@ class _DenialAwareWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        denial_finished = message["type"] == "websocket.http.response.body" and not message.get(
-            "more_body", False
-        )
-        if denial_finished:
+        if UVICORN_LOGS_DENIALS_AS_ERRORS and _finishes_a_denial(message):
             self.handshake_complete = True
+
+
+def _finishes_a_denial(message: Any) -> bool:
+    return bool(
+        message["type"] == "websocket.http.response.body" and not message.get("more_body", False)
+    )
 
 
 def _config(app: ASGIApp, *, log_level: str = "warning", lifespan: bool = False) -> uvicorn.Config:

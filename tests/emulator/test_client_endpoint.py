@@ -485,8 +485,10 @@ async def test_a_refusal_logs_no_error(
     monkeypatch: pytest.MonkeyPatch,
     stock_protocol: bool,
 ) -> None:
-    # The control case shows what the serve helpers' protocol avoids; should a uvicorn release fix
-    # this false alarm, the control fails and the workaround can go.
+    # The control case shows what the serve helpers' protocol avoids on the uvicorn releases that
+    # raise this false alarm (before 0.55): it fails should the emulator's version rule be wrong
+    # either way. The lowest-versions run covers the releases with the false alarm, a newer uvicorn
+    # the ones without.
     if stock_protocol:
         monkeypatch.setattr(
             server_module, "_DenialAwareWebSocketProtocol", WebSocketsSansIOProtocol
@@ -496,7 +498,8 @@ async def test_a_refusal_logs_no_error(
     # The server has shut down: everything the refused connection would log is logged.
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     # uvicorn's own words for its false alarm are its business: count the errors, not their text.
-    assert len(errors) == (1 if stock_protocol else 0), errors
+    false_alarm = stock_protocol and server_module.UVICORN_LOGS_DENIALS_AS_ERRORS
+    assert len(errors) == (1 if false_alarm else 0), errors
 
 
 # -- which tokens are accepted ------------------------------------------------------------------

@@ -58,7 +58,7 @@ class FrameReader:
     :class:`ProtocolError`, and so does every ``feed`` after it: the stream has lost its place.
     """
 
-    __slots__ = ("_broken", "_buffer", "_max_message_size")
+    __slots__ = ("_broken", "_buffer", "_max_message_size", "_wanted")
 
     def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         if not 0 < max_message_size <= _MAX_SIZE:
@@ -67,6 +67,9 @@ class FrameReader:
         self._max_message_size = max_message_size
         self._buffer = bytearray()
         self._broken: str | None = None
+        # How many bytes the buffer must hold before its first message is whole (0: unknown).
+        # A message arriving in many small pieces is then not read again at every piece.
+        self._wanted = 0
 
     @property
     def buffered(self) -> int:
@@ -89,6 +92,8 @@ class FrameReader:
                     return [data[2:]]
         if self._buffer:
             self._buffer += data
+            if len(self._buffer) < self._wanted:
+                return []
             source: bytes | bytearray = self._buffer
         else:
             # The common case: nothing left over, so read the new bytes where they are.
@@ -96,6 +101,7 @@ class FrameReader:
         payloads: list[bytes] = []
         position = 0
         end = len(source)
+        self._wanted = 0
         while position < end:
             size, header = self._read_prefix(source, position, end)
             if header == 0:
@@ -103,6 +109,7 @@ class FrameReader:
             start = position + header
             stop = start + size
             if stop > end:
+                self._wanted = stop - position
                 break
             payloads.append(bytes(source[start:stop]))
             position = stop

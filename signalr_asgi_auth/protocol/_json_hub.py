@@ -288,11 +288,14 @@ class JsonHubMessageReader:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[HubMessage]:
         buffer = self._buffer
+        # What was kept holds no separator: only the new bytes are searched, so a record that
+        # arrives in many pieces costs its length once, not once per piece.
+        searched = len(buffer)
         buffer += data
         messages: list[HubMessage] = []
         start = 0
         while True:
-            end = buffer.find(RECORD_SEPARATOR, start)
+            end = buffer.find(RECORD_SEPARATOR, max(start, searched))
             if end < 0:
                 break
             if end - start > self._max_message_size:

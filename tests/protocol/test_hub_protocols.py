@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 from typing import Any
 
 import msgpack
@@ -33,6 +34,7 @@ from signalr_asgi_auth.protocol import (
     HubClose,
     HubMessage,
     HubPing,
+    HubProtocol,
     Invocation,
     JsonHubProtocol,
     MessagePackHubProtocol,
@@ -720,6 +722,34 @@ def test_every_split_point_of_a_stream_in_both_protocols() -> None:
         for cut in range(len(stream) + 1):
             reader = protocol.reader()
             assert reader.feed(stream[:cut]) + reader.feed(stream[cut:]) == messages
+
+
+def _cost_in_pieces(protocol: HubProtocol, size: int, piece: int) -> float:
+    """Seconds to read one message of about ``size`` bytes fed ``piece`` bytes at a time (the
+    least of three runs, so that a busy machine's pause counts less)."""
+    data = protocol.write(Invocation("send", ("x" * size,)))
+    best = float("inf")
+    for _ in range(3):
+        reader = protocol.reader(max_message_size=len(data))
+        started = time.perf_counter()
+        for start in range(0, len(data), piece):
+            reader.feed(data[start : start + piece])
+        best = min(best, time.perf_counter() - started)
+        assert reader.buffered == 0
+    return best
+
+
+@pytest.mark.parametrize("protocol", [JSON, MSGPACK], ids=["json", "messagepack"])
+def test_a_message_in_small_pieces_costs_time_in_proportion_to_its_size(
+    protocol: HubProtocol,
+) -> None:
+    """A client may send its message a few bytes at a time, and the pieces are read on the
+    server connection's shared read loop: four times the bytes must cost about four times the
+    time (the JSON reader searched the whole buffer for the separator at every piece: sixteen
+    times). A ratio of two sizes measured in one run, not a time."""
+    small = _cost_in_pieces(protocol, 1 << 20, 64)
+    large = _cost_in_pieces(protocol, 4 << 20, 64)
+    assert large / small < 8
 
 
 @settings(max_examples=300, deadline=None)

@@ -30,6 +30,7 @@ from ._client_tokens import SigningKey, mint_client_token
 from ._clock import SystemClock
 from ._connection_string import ConnectionSettings, parse_connection_string
 from ._credentials import CredentialAdapter, credential_from_settings, read_principal
+from ._durations import seconds_argument
 from ._errors import SignalRAuthError
 from ._keepers import EntraTokenKeeper, entra_call
 from ._options import Options
@@ -610,7 +611,7 @@ def add_doctor_command(subcommands: Any) -> None:
     )
     parser.add_argument("--hub", default="doctor", help="the hub to check with (default: doctor)")
     parser.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds per check (default: 10)"
+        "--timeout", type=seconds_argument, default=10.0, help="seconds per check (default: 10)"
     )
     parser.add_argument(
         "--strict", action="store_true", help="optional checks count for the exit code too"
@@ -620,9 +621,6 @@ def add_doctor_command(subcommands: Any) -> None:
 
 
 def _command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.timeout <= 0:
-        err.write("--timeout must be a positive number of seconds.\n")
-        return 2
     return run_doctor(
         doctor_targets(args.connection_string, os.environ),
         hub=args.hub,

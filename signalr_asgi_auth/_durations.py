@@ -1,13 +1,14 @@
-"""Reading durations given as seconds or ``timedelta``."""
+"""Reading durations given as seconds or ``timedelta``, in code or on the command line."""
 
 from __future__ import annotations
 
+import argparse
 import math
 from datetime import timedelta
 
 from ._errors import ConfigurationError
 
-__all__ = ["Duration", "to_seconds"]
+__all__ = ["Duration", "seconds_argument", "to_seconds"]
 
 Duration = float | timedelta
 """Seconds as ``int``/``float``, or a ``timedelta``."""
@@ -45,3 +46,14 @@ def to_seconds(
         msg = f"{name} must be at most {maximum:g} seconds, got {seconds:g}."
         raise error(msg)
     return seconds
+
+
+def seconds_argument(text: str) -> float:
+    """A command-line option's seconds (``type=`` for ``argparse``): checked as ``to_seconds``
+    checks a duration, so that ``nan``, ``inf`` or ``0`` get argparse's usage line and a reason,
+    never a traceback."""
+    try:
+        return to_seconds(float(text), name="seconds", error=ValueError)
+    except ValueError:  # float()'s, or to_seconds'
+        msg = f"must be a finite number of seconds above zero, not {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None

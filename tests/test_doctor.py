@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from signalr_asgi_auth.__main__ import main
 from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 
 from .faults import closed_port_url
@@ -316,3 +317,23 @@ def test_each_endpoint_of_the_environment_is_checked() -> None:
     rows = json.loads(as_json.stdout)["checks"]
     assert {row["endpoint"] for row in rows} == {"east", "west__secondary"}
     assert len(rows) == 16
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "0", "-1", "1e309", "ten"])
+def test_a_timeout_that_is_no_positive_finite_number_is_refused(
+    timeout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                "doctor",
+                "--connection-string",
+                "Endpoint=https://x;AccessKey=k;",
+                "--timeout",
+                timeout,
+            ]
+        )
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --timeout:" in error
+    assert "Traceback" not in error

@@ -41,6 +41,7 @@ __all__ = [
     "ServiceError",
     "SignalRAuthError",
     "TokenTooLongError",
+    "short",
     "shown",
 ]
 
@@ -53,6 +54,19 @@ def shown(value: object, limit: int = 80) -> str:
     except Exception:
         return f"a {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short(text: str, limit: int = 64) -> str:
+    """What a client wrote (a method or protocol name, a header key), fit for a log line and for
+    a message echoed back: cut at ``limit`` characters, and every character that is not printable
+    (newlines, ANSI escapes, bidirectional overrides, line separators) written as its escape, so
+    that a name cannot start a forged log line or repaint a terminal."""
+    shown_part = text[:limit]
+    if not shown_part.isprintable():
+        shown_part = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown_part)
+    if len(shown_part) < len(text) or len(shown_part) > limit:
+        return shown_part[: limit - 1] + "…"
+    return shown_part
 
 
 class SignalRAuthError(Exception):

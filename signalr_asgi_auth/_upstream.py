@@ -45,6 +45,7 @@ from ._errors import (
     ProtocolError,
     ServiceError,
     SignalRAuthError,
+    short,
     shown,
 )
 from ._oidc_keys import OpenIDKeys, TenantKeys, check_fetch_url
@@ -607,7 +608,7 @@ def _completion(invocation_id: str, protocol: HubProtocolName, **outcome: object
     try:
         text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError):  # NaN, inf or an object JSON cannot hold: the handler's bug
-        logger.warning("The upstream handler's result for %s is not JSON", invocation_id)
+        logger.warning("The upstream handler's result for %s is not JSON", short(invocation_id))
         error = {"type": _COMPLETION, "invocationId": invocation_id, "error": _NOT_JSON}
         text = json.dumps(error, separators=(",", ":"))
     return Response(text + "\x1e", media_type="application/json")
@@ -621,7 +622,9 @@ def _messagepack_completion(invocation_id: str, **outcome: object) -> Response:
     try:
         body = write_msgpack_message(message)
     except ProtocolError:  # an object MessagePack cannot hold: the handler's bug
-        logger.warning("The upstream handler's result for %s is not MessagePack", invocation_id)
+        logger.warning(
+            "The upstream handler's result for %s is not MessagePack", short(invocation_id)
+        )
         body = write_msgpack_message(Completion.with_error(invocation_id, _NOT_MESSAGEPACK))
     return Response(body, media_type=_MESSAGEPACK_MEDIA_TYPE)
 

@@ -1385,6 +1385,28 @@ def test_public_cloud_defaults_and_a_secret_free_repr() -> None:
     assert f"https://sts.windows.net/{TENANT}/" in text
 
 
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+def test_a_client_written_invocation_id_is_logged_on_one_line(
+    protocol: Literal["json", "messagepack"], caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "7\n2026-01-01 INFO signalr_asgi_auth: accepted\x1b[2J" * 5
+    call = UpstreamRequest(
+        hub="chat",
+        category="messages",
+        event="echo",
+        connection_id="c1",
+        invocation_id=forged,
+        authenticated_by="signature",
+        protocol=protocol,
+    )
+    with caplog.at_level(logging.WARNING, logger="signalr_asgi_auth"):
+        upstream_response(call, object())
+    [record] = caplog.records
+    assert record.getMessage().isprintable()
+    assert "result for 7\\n2026-01-01 INFO" in record.getMessage()
+    assert len(record.getMessage()) < 150
+
+
 @pytest.mark.parametrize("result", [float("inf"), float("nan"), object()])
 def test_a_result_json_cannot_hold_becomes_a_completion_error(result: object) -> None:
     from signalr_asgi_auth import UpstreamRequest, upstream_response

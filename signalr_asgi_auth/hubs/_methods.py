@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
-from .._errors import ConfigurationError, shown
+from .._errors import ConfigurationError, short, shown
 
 __all__ = ["HubMethod", "MethodKind", "event_handler", "hub_method", "refusal", "short"]
 
@@ -251,8 +251,3 @@ def refusal(
             "non-streaming invocation."
         )
     return method.check(arguments)
-
-
-def short(text: str, limit: int = 64) -> str:
-    """What a client wrote (a method name), cut for messages that are echoed back and logged."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"

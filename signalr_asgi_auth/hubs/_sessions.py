@@ -512,7 +512,7 @@ class HubConnections:
             logger.warning(
                 "Hub %r: a result for %s could not be written as %s",
                 self._hub.name,
-                invocation_id,
+                short(invocation_id),
                 protocol.name,
             )
             payload = protocol.write(Completion(invocation_id, error=_NOT_WRITABLE))

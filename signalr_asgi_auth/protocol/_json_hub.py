@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
-from .._errors import ProtocolError
+from .._errors import ProtocolError, short
 from ._hub_messages import (
     CancelInvocation,
     Completion,
@@ -197,7 +197,7 @@ class _Object:
             _invalid(f"'headers' should be an object, got {_json_type(value)}")
         for key, item in value.items():
             if type(item) is not str:
-                _invalid(f"header '{key[:40]}' should be a string, got {_json_type(item)}")
+                _invalid(f"header '{short(key, 40)}' should be a string, got {_json_type(item)}")
         return value
 
 

@@ -657,3 +657,57 @@ async def test_on_disconnected_with_no_connection_up_is_logged_without_a_traceba
             await events.server_connection_lost("sc-1", "the app stops")
             await pool.wait_for(lambda: "could not send" in caplog.text)
     assert not [r for r in caplog.records if r.exc_info]
+
+
+FORGED = "x\n2026-01-01 INFO signalr_asgi_auth.hubs: Hub 'chat' accepted\r\x1b[2J\u2028\u202e"
+
+
+def _readable(text: str) -> bool:
+    """A single line that cannot repaint a terminal: every character printable."""
+    return text.isprintable()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_client_written_names_reach_logs_and_replies_escaped_and_short(
+    protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A protocol name, a method name, an invocation id or a header key a client wrote is
+    logged and echoed back cut short, its newlines and escapes written out: no forged log line."""
+    hub = chat_hub()
+
+    @hub.on("blob")
+    async def blob(call: HubCall) -> object:
+        return object()  # no protocol can write it: logged with the invocation id
+
+    with caplog.at_level(logging.INFO, logger="signalr_asgi_auth"):
+        async with running(hub) as (pool, events):
+            refused = FakeClient(pool, events, "c1", "json")
+            await refused.open()
+            handshake = {"protocol": FORGED * 10, "version": 1}
+            await refused.feed(json.dumps(handshake).encode() + b"\x1e")
+            closed = await pool.wait_for(refused.closed)
+            client = await connect(pool, events, "c2", protocol)
+            await client.send(Invocation(target=FORGED * 10, arguments=()))
+            await pool.wait_for(lambda: "Unknown hub method" in caplog.text)
+            await client.send(Invocation(target=FORGED, arguments=(), invocation_id="1"))
+            unknown = await client.receive(Completion, invocation_id="1")
+            await client.send(Invocation(target="blob", arguments=(), invocation_id=FORGED))
+            await client.receive(Completion, invocation_id=FORGED)
+            if protocol == "json":
+                header = {"type": 5, "invocationId": "2", "headers": {FORGED: 1}}
+                await client.feed(json.dumps(header).encode() + b"\x1e")
+                malformed = await pool.wait_for(client.closed)
+                assert _readable(malformed.error_message)
+                assert "'x\\n2026-01-01" in malformed.error_message
+    messages = [record.getMessage() for record in caplog.records]
+    assert [m for m in messages if "refused client c1" in m]
+    assert [m for m in messages if "Unknown hub method" in m]
+    assert [m for m in messages if "a result for" in m]
+    assert all(_readable(m) for m in messages), messages
+    assert all(len(m) < 300 for m in messages), messages
+    assert _readable(closed.error_message)
+    assert closed.error_message.startswith("The protocol 'x\\n2026-01-01 INFO")
+    assert len(closed.error_message) < 100
+    assert unknown.error is not None
+    assert _readable(unknown.error)
+    assert unknown.error.startswith("Unknown hub method 'x\\n2026-01-01")

@@ -468,10 +468,23 @@ class SignalRAuth:
     # -- lifetime ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> SignalRContext:
+        """Start: the credential, the HTTP clients, the keepers and the server connections, in
+        one task group; returns once client tokens can be issued (at most ``startup_timeout``).
+
+        One owner at a time: entering again while it starts or runs (from another task, or
+        nested) raises ``RuntimeError`` at once, as an ``httpx2.AsyncClient`` opened twice does,
+        instead of waiting. A second start would double every server connection, and a shared
+        one would stop under the second owner when the first exits. Once exited, it may be
+        entered again.
+        """
         if self._stack is not None:
-            msg = "This SignalRAuth is already running; enter it once (the middleware does)."
+            msg = (
+                "This SignalRAuth is already starting or running; enter it once (the middleware "
+                "does, in the app's lifespan), and share auth.context with other tasks."
+            )
             raise RuntimeError(msg)
-        stack = AsyncExitStack()
+        # Taken before the first await, so that a second task entering meanwhile is refused.
+        stack = self._stack = AsyncExitStack()
         await stack.__aenter__()
         try:
             runtime = _Runtime(self)
@@ -483,9 +496,12 @@ class SignalRAuth:
             await self._await_first_key(runtime)
             await self._await_server_connections(runtime)
         except BaseException:
-            await stack.__aexit__(*sys.exc_info())
+            try:
+                await stack.__aexit__(*sys.exc_info())
+            finally:
+                self._stack = None
             raise
-        self._stack, self._runtime = stack, runtime
+        self._runtime = runtime
         return runtime.context
 
     async def __aexit__(
@@ -494,9 +510,12 @@ class SignalRAuth:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        stack, self._stack, self._runtime = self._stack, None, None
-        if stack is not None:
-            await stack.__aexit__(exc_type, exc, traceback)
+        stack, self._runtime = self._stack, None
+        try:
+            if stack is not None:
+                await stack.__aexit__(exc_type, exc, traceback)
+        finally:
+            self._stack = None  # only now may it be entered again: the teardown is over
 
     async def _await_first_key(self, runtime: _Runtime) -> None:
         not_ready = await runtime.endpoints.wait_ready(runtime.startup_deadline)

@@ -196,3 +196,30 @@ async def test_a_client_uses_its_server_connection_end_to_end(fake: FakeService)
         await service.send(OpenConnection("c1"), ConnectionData("c1", b"hi"))
         await service.wait_for(lambda got: ConnectionData("c1", b"echo:hi") in got)
     assert isinstance(httpx2, object)
+
+
+async def test_a_second_entry_while_the_first_starts_is_refused(fake: FakeService) -> None:
+    auth = key_auth(fake.url, EchoHub("chat"), server_connection_count=2)
+    outcomes: list[str] = []
+
+    async def enter() -> None:
+        try:
+            async with auth:
+                await wait_for(lambda: auth.health()["server_connections"]["chat"]["up"] == 2)
+                outcomes.append("ran")
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(enter)
+            tasks.start_soon(enter)
+    assert len(outcomes) == 2
+    assert "ran" in outcomes
+    (refusal,) = [outcome for outcome in outcomes if outcome != "ran"]
+    assert "already starting or running" in refusal
+    assert len(fake.attempts) == 2  # one start: not twice the server connections
+    assert keeper_tasks() == []
+    assert auth.health()["status"] == "stopped"
+    async with auth:  # the refusal left nothing behind: it starts again
+        assert auth.health()["status"] != "stopped"

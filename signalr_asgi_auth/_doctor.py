@@ -31,14 +31,14 @@ from ._clock import SystemClock
 from ._connection_string import ConnectionSettings, parse_connection_string
 from ._credentials import CredentialAdapter, credential_from_settings, read_principal
 from ._durations import seconds_argument
-from ._errors import SignalRAuthError
+from ._errors import ConfigurationError, SignalRAuthError, printable
 from ._keepers import EntraTokenKeeper, entra_call
 from ._options import Options
 from ._rbac import DataAction
 from ._rest import API_VERSION
 from ._service_errors import service_error, transport_error
 from ._service_tokens import GENERATE_TOKEN_API_VERSION
-from .endpoints._config import ENVIRONMENT_PREFIX
+from .endpoints._config import ENVIRONMENT_PREFIX, endpoint_key_of_variable, parse_endpoint_key
 
 __all__ = ["add_doctor_command", "doctor_targets", "run_doctor"]
 
@@ -522,14 +522,17 @@ def run_doctor(
 ) -> int:
     """Run every check for each ``(name, connection string)`` and print the checklist (or JSON)
     to ``out``; 0 when every required check passed (every check, with ``strict``), else 1.
-    ``name`` is ``""`` for the one connection string, else the endpoint's variable suffix."""
+    ``name`` is ``""`` for the one connection string, else the endpoint's variable suffix.
+    Everything printed that came from outside (names, values, the service's answers) is escaped."""
     results: list[tuple[str, list[Check]]] = []
+    seen: dict[str, tuple[str, str]] = {}
     with _quiet_logs():
         for name, connection_string in targets:
+            named = [] if name in ("", ENV_VARIABLE) else [_name_check(name, seen)]
             if name:
-                err.write(f"endpoint {name}:\n")
+                err.write(f"endpoint {printable(name)}:\n")
             doctor = Doctor(connection_string, hub=hub, timeout=timeout, progress=err)
-            results.append((name, anyio.run(doctor.run)))
+            results.append((name, [*named, *anyio.run(doctor.run)]))
     failed = [
         check
         for _, checks in results
@@ -539,23 +542,51 @@ def run_doctor(
     code = 1 if failed else 0
     if as_json:
         rows = [{"endpoint": name, **asdict(check)} for name, checks in results for check in checks]
-        json.dump({"ok": code == 0, "checks": rows}, out, ensure_ascii=False, indent=2)
+        json.dump({"ok": code == 0, "checks": rows}, out, indent=2)  # ASCII: nothing to act on
         out.write("\n")
         return code
     for name, checks in results:
         if name:
-            out.write(f"Endpoint {name}:\n")
+            out.write(f"Endpoint {printable(name)}:\n")
         for check in checks:
             optional = "" if check.required else " (optional)"
-            out.write(f"{_MARKS[check.status]} {check.title}{optional}: {check.detail}\n")
+            detail = printable(check.detail)
+            out.write(f"{_MARKS[check.status]} {check.title}{optional}: {detail}\n")
             if check.fix and check.status != "pass":
-                out.write(f"    fix: {check.fix}\n")
+                out.write(f"    fix: {printable(check.fix)}\n")
     out.write(
         "All required checks passed.\n"
         if code == 0
         else f"{len(failed)} check(s) failed: see 'fix' above.\n"
     )
     return code
+
+
+def _name_check(name: str, seen: dict[str, tuple[str, str]]) -> Check:
+    """Whether the app would accept the endpoint name of variable ``…__<name>``. ``seen``: the
+    names before it, by their lower case (the app tells names apart so), and their variables."""
+    check = Check("endpoint_name", "Endpoint name")
+    variable = f"{ENVIRONMENT_PREFIX}{name}"
+    try:
+        endpoint, kind = parse_endpoint_key(endpoint_key_of_variable(variable), where=variable)
+    except ConfigurationError as exc:
+        check.status, check.detail = "fail", str(exc)
+        check.fix = (
+            f"Rename the variable to {ENVIRONMENT_PREFIX}<name>[__secondary], the name of letters, "
+            "digits, '-', '_' and '.'."
+        )
+        return check
+    twin, twin_variable = seen.setdefault(endpoint.lower(), (endpoint, variable))
+    if twin_variable != variable:
+        check.status = "fail"
+        check.detail = f"{twin_variable} names the same endpoint"
+        check.detail += (
+            "." if twin == endpoint else " (the names differ by case only, as .NET keys may not)."
+        )
+        check.fix = "Give each endpoint its own name, or remove one of the variables."
+        return check
+    check.status, check.detail = "pass", f"{endpoint!r}, a {kind}"
+    return check
 
 
 def doctor_targets(

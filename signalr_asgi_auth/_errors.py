@@ -41,6 +41,7 @@ __all__ = [
     "ServiceError",
     "SignalRAuthError",
     "TokenTooLongError",
+    "printable",
     "short",
     "shown",
 ]
@@ -56,14 +57,22 @@ def shown(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def printable(text: str) -> str:
+    """``text`` with each character a terminal or a log reader would act on (control and format
+    characters, line and paragraph separators) written as its escape: ``\\n``, ``\\x1b``,
+    ``\\u202e``. For text from outside (a name, a service's answer) printed among our own lines,
+    which it must not be able to end, recolour or imitate."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def short(text: str, limit: int = 64) -> str:
     """What a client wrote (a method or protocol name, a header key), fit for a log line and for
     a message echoed back: cut at ``limit`` characters, and every character that is not printable
     (newlines, ANSI escapes, bidirectional overrides, line separators) written as its escape, so
     that a name cannot start a forged log line or repaint a terminal."""
-    shown_part = text[:limit]
-    if not shown_part.isprintable():
-        shown_part = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown_part)
+    shown_part = printable(text[:limit])
     if len(shown_part) < len(text) or len(shown_part) > limit:
         return shown_part[: limit - 1] + "…"
     return shown_part

@@ -316,7 +316,54 @@ def test_each_endpoint_of_the_environment_is_checked() -> None:
     assert "B" * 43 not in run.stdout + run.stderr
     rows = json.loads(as_json.stdout)["checks"]
     assert {row["endpoint"] for row in rows} == {"east", "west__secondary"}
-    assert len(rows) == 16
+    assert len(rows) == 18
+    assert [row["detail"] for row in rows if row["id"] == "endpoint_name"] == [
+        "'east', a primary",
+        "'west', a secondary",
+    ]
+
+
+def test_endpoint_names_are_checked_and_nothing_from_outside_is_printed_raw() -> None:
+    emulator = Emulator(service_mode="default")
+    forged = "x\x1b[2K\r✓ Service mode: Default\n✓ All required checks passed.\x1b[8m"
+    with serve_in_thread(emulator.app) as url:
+        good = emulator.connection_string(url, auth_type=None)
+        env = {
+            f"Azure__SignalR__ConnectionString__{forged}": good,
+            "Azure__SignalR__ConnectionString__east__secondary": good,
+            "Azure__SignalR__ConnectionString__EAST": good,
+        }
+        run = doctor(emulator, url, connection_string="", env=env, as_json=False)
+        as_json = doctor(emulator, url, connection_string="", env=env)
+    assert run.code == as_json.code == 1
+    printed = run.stdout + run.stderr
+    assert "\x1b" not in printed
+    assert "\r" not in printed
+    lines = run.stdout.splitlines()
+    assert [line for line in lines if line.startswith("Endpoint ")] == [
+        "Endpoint EAST:",
+        "Endpoint east__secondary:",
+        f"Endpoint {forged!r}:".replace("'", ""),
+    ]
+    assert sum(line.startswith("✓ All") for line in lines) == 0
+    assert as_json.stdout.isascii()
+    names = [row for row in json.loads(as_json.stdout)["checks"] if row["id"] == "endpoint_name"]
+    assert [row["status"] for row in names] == ["pass", "fail", "fail"]
+    assert names[0]["detail"] == "'EAST', a primary"
+    assert "ConnectionString__EAST names the same endpoint" in names[1]["detail"]
+    assert "differ by case only" in names[1]["detail"]
+    assert "must hold 1 to 64 letters" in names[2]["detail"]
+
+
+def test_values_of_the_connection_string_are_printed_escaped(served: tuple[Emulator, str]) -> None:
+    emulator, url = served
+    forged = "abc\x1b[2K\r✓ Microsoft Entra token: ok\n✓ Service mode: Default"
+    string = f"Endpoint={url};AuthType=azure.msi;ClientId={forged};Version=1.0;"
+    run = doctor(emulator, url, connection_string=string, as_json=False)
+    assert run.code == 1
+    assert "\x1b" not in run.stdout
+    assert "ClientId=abc\\x1b[2K\\r✓ Microsoft Entra token: ok\\n✓ Service mode" in run.stdout
+    assert not any(line.startswith("✓ Service mode: Default") for line in run.stdout.splitlines())
 
 
 @pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "0", "-1", "1e309", "ten"])

@@ -4,11 +4,18 @@ connection strings, and the environment variables ``Azure__SignalR__ConnectionSt
 Everything is checked once, before anything starts; each error names the key or variable to fix.
 Where the C# SDK is silent or lenient we are strict: an unknown type suffix is an error (C# makes it
 part of the name), and so are duplicate names and duplicate endpoint URLs (C# warns and keeps one).
+
+A name is 1 to 64 ASCII letters, digits, ``-``, ``_`` and ``.``, starting with a letter or a digit: it
+is printed in logs, ``health()`` and ``doctor``'s checklist, where a newline or an escape sequence
+could forge a line. Names are told apart without regard to case, as .NET configuration keys are
+(``Azure:SignalR:ConnectionString:east`` and ``…:EAST`` are one key there, the last one winning):
+two names that differ only by case are refused, as other duplicates are.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +23,7 @@ from typing import Any, Literal
 from .._connection_string import ConnectionSettings, parse_connection_string
 from .._credentials import AnyCredential
 from .._endpoint import ServiceEndpoint
-from .._errors import ConfigurationError, ConnectionStringError, shown
+from .._errors import ConfigurationError, ConnectionStringError, printable, shown
 from .._secrets import Secret
 
 __all__ = [
@@ -25,7 +32,9 @@ __all__ = [
     "EndpointConfig",
     "EndpointType",
     "IdentityKey",
+    "check_endpoint_name",
     "check_endpoint_set",
+    "endpoint_key_of_variable",
     "endpoints_from_environment",
     "parse_endpoint_key",
     "resolve_endpoints",
@@ -40,6 +49,9 @@ _TYPES: tuple[EndpointType, ...] = ("primary", "secondary")
 ENVIRONMENT_PREFIX = "Azure__SignalR__ConnectionString__"
 """``Azure__SignalR__ConnectionString__<name>[__<type>]``: the .NET configuration keys as
 environment variables, one per endpoint."""
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_NAME_RULE = "1 to 64 letters, digits, '-', '_' or '.', starting with a letter or a digit"
 
 IdentityKey = tuple[object, ...]
 """What makes two endpoints' identities the same: they then share one credential and Entra token."""
@@ -122,6 +134,7 @@ def parse_endpoint_key(key: object, *, where: str) -> tuple[str, EndpointType]:
     if not name:
         msg = f"Invalid {where}: give the endpoint a name, as in 'east' or 'backup:secondary'."
         raise ConfigurationError(msg)
+    check_endpoint_name(name, where=where)
     if not kind:
         return name, "primary"
     kind = kind.strip().lower()
@@ -134,6 +147,30 @@ def parse_endpoint_key(key: object, *, where: str) -> tuple[str, EndpointType]:
     return name, "primary" if kind == "primary" else "secondary"
 
 
+def check_endpoint_name(name: str, *, where: str) -> None:
+    """:class:`ConfigurationError` unless ``name`` follows the rule in this module's docstring."""
+    if not _NAME.fullmatch(name):
+        msg = f"Invalid {where}: the endpoint name {shown(name, 70)} must hold {_NAME_RULE}."
+        raise ConfigurationError(msg)
+
+
+def endpoint_key_of_variable(variable: str) -> str:
+    """``"<name>[:<type>]"`` of an ``Azure__SignalR__ConnectionString__<name>[__<type>]`` variable,
+    checked; :class:`ConfigurationError` naming the variable otherwise."""
+    parts = variable[len(ENVIRONMENT_PREFIX) :].split("__")
+    where = f"environment variable {printable(variable)}"
+    if len(parts) > 2 or not all(parts):
+        msg = (
+            f"Invalid {where}: write {ENVIRONMENT_PREFIX}<name> or "
+            f"{ENVIRONMENT_PREFIX}<name>__<primary|secondary>."
+        )
+        raise ConfigurationError(msg)
+    check_endpoint_name(parts[0], where=where)  # before a ':' in it would read as a type
+    key = parts[0] if len(parts) == 1 else f"{parts[0]}:{parts[1]}"
+    parse_endpoint_key(key, where=where)
+    return key
+
+
 def endpoints_from_environment(environ: Mapping[str, str]) -> list[Endpoint]:
     """The endpoints of ``Azure__SignalR__ConnectionString__<name>[__<type>]`` variables, sorted
     by name (the prefix is matched case-insensitively, as Windows does)."""
@@ -142,24 +179,11 @@ def endpoints_from_environment(environ: Mapping[str, str]) -> list[Endpoint]:
     for variable in sorted(environ):
         if not variable.lower().startswith(prefix):
             continue
-        value = environ[variable]
-        parts = variable[len(prefix) :].split("__")
-        where = f"environment variable {variable}"
-        if len(parts) > 2 or not all(parts):
-            msg = (
-                f"Invalid {where}: write {ENVIRONMENT_PREFIX}<name> or "
-                f"{ENVIRONMENT_PREFIX}<name>__<primary|secondary>."
-            )
-            raise ConfigurationError(msg)
-        key = parts[0] if len(parts) == 1 else f"{parts[0]}:{parts[1]}"
-        if ":" in parts[0]:
-            msg = f"Invalid {where}: an endpoint name cannot hold ':'."
-            raise ConfigurationError(msg)
-        parse_endpoint_key(key, where=where)
+        key = endpoint_key_of_variable(variable)
         try:
-            found.append(Endpoint.from_connection_string(key, value))
+            found.append(Endpoint.from_connection_string(key, environ[variable]))
         except ConfigurationError as exc:
-            msg = f"{where}: {exc}"
+            msg = f"environment variable {printable(variable)}: {exc}"
             raise type(exc)(msg) from None
     return found
 
@@ -191,6 +215,8 @@ def resolve_endpoint(
     if not isinstance(endpoint.name, str):
         msg = f"Endpoint names are strings, not {type(endpoint.name).__name__}."
         raise ConfigurationError(msg)
+    if endpoint.name:  # "" is the one unnamed endpoint (the single-resource forms)
+        check_endpoint_name(endpoint.name, where=f"Endpoint(name={shown(endpoint.name, 70)})")
     label = repr(endpoint.name) if endpoint.name else "(unnamed)"
     if endpoint.type not in _TYPES:
         msg = (
@@ -297,13 +323,20 @@ def check_endpoint_set(endpoints: Sequence[EndpointConfig]) -> None:
     names: dict[str, EndpointConfig] = {}
     urls: dict[str, EndpointConfig] = {}
     for endpoint in endpoints:
-        if endpoint.name in names:
+        twin = names.get(endpoint.name.lower())
+        if twin is not None:
+            named = (
+                endpoint.label
+                if twin.name == endpoint.name
+                else f"{twin.label} and {endpoint.label} (names differ by case only, which .NET "
+                "configuration keys do not tell apart)"
+            )
             msg = (
-                f"Two endpoints are named {endpoint.label}: give each endpoint its own name "
+                f"Two endpoints are named {named}: give each endpoint its own name "
                 "(health() and routers tell them apart by it)."
             )
             raise ConfigurationError(msg)
-        names[endpoint.name] = endpoint
+        names[endpoint.name.lower()] = endpoint
         other = urls.get(endpoint.service.endpoint)
         if other is not None:
             msg = (

@@ -116,6 +116,53 @@ def test_duplicate_names_and_missing_credentials_in_code() -> None:
         SignalRAuth(endpoints=[Endpoint("ftp://a", name="a", access_key=KEY)])
 
 
+FORGED = "x\x1b[2K\r✓ Endpoint east: all checks passed\n"
+BAD_NAMES = [FORGED, "east\nwest", "a b", "östra", "-east", "e" * 65, "east\u202e"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_an_endpoint_name_outside_the_rule_is_refused_in_every_form(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    rule = "must hold 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or a digit"
+    errors: list[str] = []
+    with pytest.raises(ConfigurationError, match=rule) as caught:
+        SignalRAuth.from_connection_strings({f"{name}:secondary": key_string("a")})
+    errors.append(str(caught.value))
+    with pytest.raises(ConfigurationError, match=rule) as caught:
+        SignalRAuth(
+            endpoints=[Endpoint("https://a.service.signalr.net", name=name, access_key=KEY)]
+        )
+    errors.append(str(caught.value))
+    monkeypatch.setenv(f"Azure__SignalR__ConnectionString__{name}", key_string("a"))
+    with pytest.raises(ConfigurationError, match=rule) as caught:
+        SignalRAuth.from_connection_strings()
+    errors.append(str(caught.value))
+    for error in errors:  # the message shows the name escaped, on one line
+        assert error.isprintable(), error
+
+
+def test_names_of_letters_digits_dashes_underscores_and_dots_are_kept_as_written() -> None:
+    names = ["east-us.2", "West_Europe", "1st", "e" * 64]
+    auth = SignalRAuth.from_connection_strings(
+        {name: key_string(f"host{i}") for i, name in enumerate(names)}
+    )
+    assert [e.name for e in auth.endpoints] == names
+
+
+def test_names_that_differ_only_by_case_are_one_name() -> None:
+    match = r"named 'east' and 'EAST' \(names differ by case only"
+    with pytest.raises(ConfigurationError, match=match):
+        SignalRAuth.from_connection_strings({"east": key_string("a"), "EAST": key_string("b")})
+    with pytest.raises(ConfigurationError, match=match):
+        SignalRAuth(
+            endpoints=[
+                Endpoint("https://a.service.signalr.net", name="east", access_key=KEY),
+                Endpoint("https://b.service.signalr.net", name="EAST", access_key=KEY),
+            ]
+        )
+
+
 def test_an_access_key_string_beside_a_credential_is_refused() -> None:
     with pytest.raises(
         ConfigurationError, match="Endpoint 'a': The connection string holds an AccessKey"

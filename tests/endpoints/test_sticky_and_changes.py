@@ -121,6 +121,14 @@ async def test_add_and_remove_with_a_drain() -> None:
                 await auth.add_endpoint(
                     Endpoint("https://x.service.signalr.net", name="north", access_key="k")
                 )
+            with pytest.raises(ConfigurationError, match="'north' and 'NORTH'"):
+                await auth.add_endpoint(
+                    Endpoint("https://x.service.signalr.net", name="NORTH", access_key="k")
+                )
+            with pytest.raises(ConfigurationError, match="must hold 1 to 64 letters"):
+                await auth.add_endpoint(
+                    Endpoint("https://x.service.signalr.net", name="x\ny", access_key="k")
+                )
             with pytest.raises(ConfigurationError, match="No endpoint is named 'south'"):
                 await auth.remove_endpoint("south")
 

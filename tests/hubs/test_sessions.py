@@ -555,17 +555,29 @@ async def test_on_disconnected_on_close_connection_client_close_and_lost_server_
 
 async def test_on_connected_may_refuse_a_client_with_a_reason() -> None:
     hub = Hub("chat")
+    disconnected: list[str] = []
 
     @hub.on_connected
     async def check(call: HubCall) -> None:
         if call.query.get("room") != ("ok",):
             raise HubMethodError("Pick a room.")  # noqa: EM101
 
+    @hub.on_disconnected
+    async def gone(call: HubCall) -> None:
+        disconnected.append(call.connection_id)
+
     async with running(hub) as (pool, events):
         client = await connect(pool, events, query="room=no&access_token=T")
         close = await client.receive(HubClose)
         assert close.error == "Pick a room."
         assert client.closed() == CloseConnection("c1", "Pick a room.")
+        await events.client_closed(CloseConnection("c1"))  # the service says it is gone
+        # As ASP.NET Core: a refused client never connected, so no on_disconnected for it; one
+        # that was let in gets its on_disconnected, which shows the handler is listened to.
+        await connect(pool, events, "c2", query="room=ok")
+        await events.client_closed(CloseConnection("c2"))
+        await pool.wait_for(lambda: disconnected)
+        assert disconnected == ["c2"]
 
 
 async def test_call_holds_who_called() -> None:

@@ -215,12 +215,16 @@ async def test_graceful_stop_says_shutdown_and_leaves_nothing(
     pool = make_pool(fake.url, http, count=3)
     async with running(pool) as hub:
         assert keeper_tasks()
-    started = anyio.current_time()
+        started = anyio.current_time()
+        await pool.stop(within=60.0)  # finack may take 36 s of that (its share: 3/5)
+        took = anyio.current_time() - started
     assert keeper_tasks() == []
     for connection in fake.connections:
         assert Ping(("shutdown", "fin:0")) in connection.received
     await fake.wait_until(lambda: fake.open_now == 0)
-    assert anyio.current_time() - started < 5
+    # The service answered finack at once, so the stop ended then: a stop that waited for
+    # finack's deadline instead would take 36 s; the bound leaves a loaded machine 30 s.
+    assert took < 30.0
     assert len(hub.lost) == 3
     assert {reason for _, reason in hub.lost} == {"the app is shutting down"}
 

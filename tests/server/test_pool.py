@@ -120,13 +120,21 @@ async def test_a_clients_messages_go_on_its_own_connection(
 
 
 async def test_pings_echo_and_keep_alive(fake: FakeService, http: httpx2.AsyncClient) -> None:
-    timings = ConnectionTimings(keepalive_interval=0.05)
+    interval = 0.05
+    timings = ConnectionTimings(keepalive_interval=interval)
     pool = make_pool(fake.url, http, count=1, timings=timings)
+    started = anyio.current_time()
     async with running(pool):
         service = fake.live()[0]
         await service.send(Ping(("echo", "1234")))
         await service.wait_for(lambda got: Ping(("echo", "1234")) in got)
-        await service.wait_for(lambda got: got.count(Ping()) >= 3)
+        await service.wait_for(lambda got: got.count(Ping()) >= 3)  # keep-alive while idle
+        pings = service.received.count(Ping())
+        elapsed = anyio.current_time() - started
+    assert service.received.count(Ping(("echo", "1234"))) == 1  # each echo answered once
+    # At most one keep-alive per interval since the connection opened (a slow machine only
+    # sends fewer): a ping loop that forgot to wait would flood the service.
+    assert pings <= elapsed / interval + 1
 
 
 async def test_acks_resolve_the_waiting_send(fake: FakeService, http: httpx2.AsyncClient) -> None:

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import anyio
-import httpx2
 import jwt
 import pytest
 from azure.identity import ManagedIdentityCredential
@@ -195,7 +194,10 @@ async def test_a_client_uses_its_server_connection_end_to_end(fake: FakeService)
         service = fake.live()[0]
         await service.send(OpenConnection("c1"), ConnectionData("c1", b"hi"))
         await service.wait_for(lambda got: ConnectionData("c1", b"echo:hi") in got)
-    assert isinstance(httpx2, object)
+    # The hub was told of the client, then got its bytes; its answer went back on the
+    # connection that carries the client (waited for above).
+    assert [opened.connection_id for _, opened in hub.opened] == ["c1"]
+    assert hub.data == [ConnectionData("c1", b"hi")]
 
 
 async def test_a_second_entry_while_the_first_starts_is_refused(fake: FakeService) -> None:

@@ -80,9 +80,7 @@ async def _throughput(
 async def _with_httpx2(url: str, seconds: float) -> dict[str, float]:
     async with (
         httpx2.AsyncClient() as http,
-        open_websocket(
-            http, f"{url}/", headers={}, upgrade_timeout=10, max_message_size=1 << 20
-        ) as socket,
+        open_websocket(http, f"{url}/", headers={}, upgrade_timeout=10) as socket,
     ):
         return await _both(socket.send, socket.receive, seconds)
 

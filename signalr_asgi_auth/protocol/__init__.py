@@ -8,7 +8,13 @@ client and the hub, carried inside the service protocol's ConnectionData.
 """
 
 from .._errors import ProtocolError
-from ._framing import DEFAULT_MAX_MESSAGE_SIZE, FrameReader, size_prefix, write_frame
+from ._framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    FrameReader,
+    OversizedFrame,
+    size_prefix,
+    write_frame,
+)
 from ._hub_messages import (
     CancelInvocation,
     Completion,
@@ -57,6 +63,7 @@ from ._service_messages import (
     CloseGroupConnectionsWithAck,
     CloseUserConnectionsWithAck,
     ConnectionData,
+    ConnectionDataTooLarge,
     ConnectionReconnect,
     DataMessageType,
     ErrorCompletion,
@@ -109,6 +116,7 @@ __all__ = [
     "CloseUserConnectionsWithAck",
     "Completion",
     "ConnectionData",
+    "ConnectionDataTooLarge",
     "ConnectionReconnect",
     "DataMessageType",
     "ErrorCompletion",
@@ -135,6 +143,7 @@ __all__ = [
     "MultiGroupBroadcastData",
     "MultiUserData",
     "OpenConnection",
+    "OversizedFrame",
     "Ping",
     "ProtocolError",
     "ServiceErrorMessage",

@@ -11,7 +11,13 @@ from typing import NoReturn
 
 from .._errors import ProtocolError
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "FrameReader", "size_prefix", "write_frame"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "FrameReader",
+    "OversizedFrame",
+    "size_prefix",
+    "write_frame",
+]
 
 _MAX_PREFIX_BYTES = 5
 _MAX_SIZE = 2**31 - 1
@@ -50,17 +56,45 @@ def write_frame(payload: bytes) -> bytes:
     return size_prefix(len(payload)) + payload
 
 
+class OversizedFrame(bytes):
+    """A message over the limit that a reader skipped: its first bytes (enough to say whose it
+    is), and in ``size`` how big it was. The rest went by without being held."""
+
+    size: int
+
+    def __new__(cls, head: bytes | bytearray, size: int) -> OversizedFrame:
+        frame = super().__new__(cls, head)
+        frame.size = size
+        return frame
+
+
 class FrameReader:
     """Splits a byte stream into the payloads of size-prefixed messages.
 
     ``feed`` takes whatever arrived (a WebSocket message, a part of one, several messages) and returns
     the payloads it completed, in order; the rest waits for the next ``feed``. A bad prefix raises
     :class:`ProtocolError`, and so does every ``feed`` after it: the stream has lost its place.
+
+    A message over ``max_message_size`` breaks the stream too, unless ``keep_oversized`` is given:
+    then its first ``keep_oversized`` bytes come out as an :class:`OversizedFrame` in its place
+    and the reader goes on after it (a stream that carries many parties' messages need not end for
+    one party's big one).
     """
 
-    __slots__ = ("_broken", "_buffer", "_max_message_size", "_wanted")
+    __slots__ = (
+        "_broken",
+        "_buffer",
+        "_head",
+        "_keep",
+        "_max_message_size",
+        "_skip_left",
+        "_skip_size",
+        "_wanted",
+    )
 
-    def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, keep_oversized: int = 0
+    ) -> None:
         if not 0 < max_message_size <= _MAX_SIZE:
             message = f"max_message_size must be between 1 and {_MAX_SIZE}, got {max_message_size}"
             raise ValueError(message)
@@ -70,6 +104,10 @@ class FrameReader:
         # How many bytes the buffer must hold before its first message is whole (0: unknown).
         # A message arriving in many small pieces is then not read again at every piece.
         self._wanted = 0
+        self._keep = keep_oversized
+        self._head = bytearray()  # the first bytes of the oversized message being skipped
+        self._skip_left = 0  # how much of it is still to come
+        self._skip_size = 0
 
     @property
     def buffered(self) -> int:
@@ -79,6 +117,8 @@ class FrameReader:
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         if self._broken is not None:
             raise ProtocolError(self._broken)
+        if self._skip_left:
+            return self._skip(data)
         if not self._buffer and type(data) is bytes and data:
             # The common case: one whole message with a 1- or 2-byte prefix, nothing left over.
             end = len(data)
@@ -107,6 +147,11 @@ class FrameReader:
             if header == 0:
                 break
             start = position + header
+            if size > self._max_message_size:  # only when oversized messages are skipped
+                rest = source[start:]
+                self._buffer.clear()
+                self._skip_left = self._skip_size = size
+                return payloads + self._skip(rest)
             stop = start + size
             if stop > end:
                 self._wanted = stop - position
@@ -129,7 +174,7 @@ class FrameReader:
             byte = source[position + index]
             size |= (byte & 0x7F) << shift
             if byte < 0x80:
-                if size > self._max_message_size:
+                if size > self._max_message_size and (not self._keep or size > _MAX_SIZE):
                     self._fail(
                         f"a message of {size} bytes is over the limit of "
                         f"{self._max_message_size} bytes"
@@ -137,6 +182,21 @@ class FrameReader:
                 return size, index + 1
             shift += 7
         self._fail(f"a size prefix is longer than {_MAX_PREFIX_BYTES} bytes")
+
+    def _skip(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Let ``data`` go by as part of the oversized message, keeping its first bytes; once it
+        has all gone by, the :class:`OversizedFrame`, then what follows it."""
+        taken = min(len(data), self._skip_left)
+        room = self._keep - len(self._head)
+        if room > 0:
+            self._head += data[: min(room, taken)]
+        self._skip_left -= taken
+        if self._skip_left:
+            return []
+        skipped = OversizedFrame(self._head, self._skip_size)
+        self._head = bytearray()
+        rest = data[taken:]
+        return [skipped, *self.feed(bytes(rest))] if len(rest) else [skipped]
 
     def _fail(self, reason: str) -> NoReturn:
         self._broken = f"{reason}; the stream cannot be read further"

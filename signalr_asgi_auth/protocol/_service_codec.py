@@ -15,7 +15,8 @@ from typing import Any, Final, NoReturn
 import msgpack
 
 from .._errors import ProtocolError
-from ._framing import DEFAULT_MAX_MESSAGE_SIZE, FrameReader, size_prefix
+from ._framing import DEFAULT_MAX_MESSAGE_SIZE, FrameReader, OversizedFrame, size_prefix
+from ._oversized import HEAD_SIZE, read_oversized
 from ._packing import pack as _pack
 from ._service_messages import (
     EMPTY_EXT,
@@ -628,13 +629,16 @@ def decode_service_message(payload: bytes | bytearray | memoryview) -> ServiceMe
 class ServiceMessageReader:
     """Decodes the service messages in a byte stream that arrives in pieces (see ``FrameReader``).
 
-    ``feed`` returns the messages completed so far, in order, without those of unknown types.
+    ``feed`` returns the messages completed so far, in order, without those of unknown types. A
+    message over ``max_message_size`` is not held: one a client wrote stands for it (see
+    ``_oversized``), any other raises :class:`ProtocolError`.
     """
 
-    __slots__ = ("_frames",)
+    __slots__ = ("_frames", "_limit")
 
     def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
-        self._frames = FrameReader(max_message_size=max_message_size)
+        self._frames = FrameReader(max_message_size=max_message_size, keep_oversized=HEAD_SIZE)
+        self._limit = max_message_size
 
     @property
     def buffered(self) -> int:
@@ -644,6 +648,9 @@ class ServiceMessageReader:
     def feed(self, data: bytes | bytearray | memoryview) -> list[ServiceMessage]:
         messages = []
         for frame in self._frames.feed(data):
+            if type(frame) is OversizedFrame:
+                messages.append(read_oversized(frame, self._limit))
+                continue
             message = decode_service_message(frame)
             if message is not None:
                 messages.append(message)

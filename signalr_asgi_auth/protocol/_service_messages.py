@@ -33,6 +33,7 @@ __all__ = [
     "CloseGroupConnectionsWithAck",
     "CloseUserConnectionsWithAck",
     "ConnectionData",
+    "ConnectionDataTooLarge",
     "ConnectionReconnect",
     "DataMessageType",
     "ErrorCompletion",
@@ -167,6 +168,15 @@ class ConnectionData:
     connection_id: str
     payload: bytes
     ext: Ext = EMPTY_EXT
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionDataTooLarge:
+    """Not on the wire: the reader's word that a ConnectionData of ``size`` bytes, over its limit,
+    went by unread, so that its client alone can be closed."""
+
+    connection_id: str
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,5 +528,7 @@ ServiceMessage = (
     | ErrorCompletion
     | ServiceMapping
     | ConnectionReconnect
+    | ConnectionDataTooLarge
 )
-"""Every message of the service protocol this codec reads and writes."""
+"""Every message of the service protocol this codec reads and writes (and the reader's word about
+one it could not hold)."""

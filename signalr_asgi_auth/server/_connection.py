@@ -30,6 +30,7 @@ from ..protocol import (
     ClientInvocation,
     CloseConnection,
     ConnectionData,
+    ConnectionDataTooLarge,
     ConnectionReconnect,
     ErrorCompletion,
     HandshakeRequest,
@@ -196,7 +197,6 @@ class ServerConnection:
                         url,
                         headers=headers,
                         upgrade_timeout=timings.handshake_timeout,
-                        max_message_size=timings.max_message_size,
                     )
                 )
             self._socket = socket
@@ -366,7 +366,8 @@ class ServerConnection:
                 | ErrorCompletion
                 | ClientInvocation
                 | ServiceMapping
-                | ConnectionReconnect,
+                | ConnectionReconnect
+                | ConnectionDataTooLarge,
             ):
                 await events.client_message(message)
             elif isinstance(message, ServiceErrorMessage):

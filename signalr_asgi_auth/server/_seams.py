@@ -19,6 +19,7 @@ from ..protocol import (
     ClientInvocation,
     CloseConnection,
     ConnectionData,
+    ConnectionDataTooLarge,
     ConnectionReconnect,
     ErrorCompletion,
     OpenConnection,
@@ -29,9 +30,15 @@ from ..protocol import (
 __all__ = ["ClientMessage", "ServerConnections", "ServerHub", "ServiceEvents"]
 
 ClientMessage: TypeAlias = (
-    ClientCompletion | ErrorCompletion | ClientInvocation | ServiceMapping | ConnectionReconnect
+    ClientCompletion
+    | ErrorCompletion
+    | ClientInvocation
+    | ServiceMapping
+    | ConnectionReconnect
+    | ConnectionDataTooLarge
 )
-"""The messages about one client that are neither its opening, its data nor its closing."""
+"""The messages about one client that are neither its opening, its data nor its closing (and the
+reader's word that its data was too large to read)."""
 
 
 class ServiceEvents(Protocol):
@@ -58,7 +65,8 @@ class ServiceEvents(Protocol):
         """A client is gone: the service closed it, or its service instance went offline."""
 
     async def client_message(self, message: ClientMessage) -> None:
-        """Client results, service mappings and stateful reconnects."""
+        """Client results, service mappings, stateful reconnects, and data over the frame limit
+        (close that client)."""
 
     async def server_connection_lost(self, server_connection_id: str, reason: str) -> None:
         """The server connection ended: every client it carried is gone (the service closes them)."""

@@ -5,6 +5,12 @@ trio alike); its network stream then carries wsproto's frames, read and written 
 own WebSocket session is not used: it moves every message through a background task and a memory
 stream, and measured 3-4x slower than ``websockets`` (``scripts/bench websocket``). When the service
 refuses the upgrade (401, 403, 429...), the body says why, and it is read before the response closes.
+
+Messages are handed on as their bytes arrive, not joined first: the service protocol is a stream of
+size-prefixed frames that a WebSocket message may hold several of (the service batches them) or a
+piece of, so only its frame reader knows what must be held at once, and limits each frame. A cap on
+whole WebSocket messages would end the connection, and every client on it, for a batch of small
+messages.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ class WebSocketClosed(Exception):
 class WebSocket:
     """Binary messages in and out of one open WebSocket. One task reads; any may write."""
 
-    def __init__(self, stream: Any, *, max_message_size: int) -> None:
+    def __init__(self, stream: Any) -> None:
         self._stream = stream  # httpcore2's AsyncNetworkStream: read(n), write(data), aclose()
         # On asyncio httpcore2 wraps an anyio byte stream, and each of its read() and write()
         # calls opens a timeout scope and an exception map that cost more than the frame does
@@ -57,8 +63,6 @@ class WebSocket:
         if leading:  # what came with the 101 response, which the wrapper would have returned first
             self._protocol.receive_data(leading)
             self._events = iter(self._protocol.events())
-        self._partial = bytearray()
-        self._max = max_message_size
         self._write_lock = anyio.Lock()
 
     async def send(self, data: bytes) -> None:
@@ -95,7 +99,9 @@ class WebSocket:
             return b""
 
     async def receive(self) -> bytes:
-        """The next whole message's bytes (a text message's UTF-8: the service sends binary)."""
+        """The next bytes of a message: a whole message, or as much of one as has arrived (at
+        most a read's worth), never empty. A text message's come as UTF-8 (the service sends
+        binary)."""
         while True:
             for event in self._events:
                 message = await self._handle(event)
@@ -119,17 +125,7 @@ class WebSocket:
     async def _handle(self, event: wsproto.events.Event) -> bytes | None:
         if isinstance(event, wsproto.events.Message):
             chunk = event.data.encode() if isinstance(event.data, str) else event.data
-            if len(self._partial) + len(chunk) > self._max:
-                await self.close(1009)
-                msg = f"SignalR Service sent a WebSocket message over {self._max} bytes"
-                raise WebSocketClosed(msg)
-            if not event.message_finished:
-                self._partial += chunk
-                return None
-            if self._partial:
-                whole, self._partial = bytes(self._partial + chunk), bytearray()
-                return whole
-            return bytes(chunk)
+            return bytes(chunk) if chunk else None
         if isinstance(event, wsproto.events.Ping):
             await self._write(event.response())
         elif isinstance(event, wsproto.events.CloseConnection):
@@ -168,7 +164,6 @@ async def open_websocket(
     *,
     headers: Mapping[str, str],
     upgrade_timeout: float,
-    max_message_size: int,
 ) -> AsyncIterator[WebSocket]:
     """An open WebSocket to ``url`` (``http(s)://``); :class:`UpgradeRefused` for any answer but
     101, httpx2's transport errors as they are. Closed on exit."""
@@ -193,7 +188,7 @@ async def open_websocket(
                 request=response.request,
             )
             raise UpgradeRefused(refused)
-        socket = WebSocket(response.extensions["network_stream"], max_message_size=max_message_size)
+        socket = WebSocket(response.extensions["network_stream"])
         try:
             yield socket
         finally:

@@ -31,6 +31,7 @@ from signalr_asgi_auth.protocol import (
     CloseGroupConnectionsWithAck,
     CloseUserConnectionsWithAck,
     ConnectionData,
+    ConnectionDataTooLarge,
     ConnectionReconnect,
     ErrorCompletion,
     Ext,
@@ -270,11 +271,69 @@ def test_a_prefix_longer_than_five_bytes_breaks_the_stream() -> None:
         reader.feed(frame_service_message(Ping()))
 
 
-def test_a_message_over_the_limit_breaks_the_stream() -> None:
-    reader = ServiceMessageReader(max_message_size=100)
-    assert reader.feed(frame_service_message(ConnectionData("c", b"x" * 50))) != []
+def test_a_message_over_the_limit_breaks_a_frame_reader() -> None:
+    reader = FrameReader(max_message_size=100)
+    assert reader.feed(size_prefix(50) + b"x" * 50) == [b"x" * 50]
     with pytest.raises(ProtocolError, match="101 bytes is over the limit of 100"):
         reader.feed(size_prefix(101))
+    with pytest.raises(ProtocolError, match="cannot be read further"):
+        reader.feed(b"x")
+
+
+def test_a_service_message_over_the_limit_that_no_client_wrote_ends_the_stream() -> None:
+    reader = ServiceMessageReader(max_message_size=100)
+    big = frame_service_message(BroadcastData((), {"json": b"x" * 200}))
+    with pytest.raises(ProtocolError, match=r"a service message of 2\d\d bytes is over the limit"):
+        reader.feed(big)
+
+
+def _in_pieces(reader: ServiceMessageReader, data: bytes, piece: int) -> list[ServiceMessage]:
+    """What ``reader`` reads from ``data`` fed ``piece`` bytes at a time, checking that it never
+    holds more than the limit's worth (the oversized message is let go by, not held)."""
+    messages: list[ServiceMessage] = []
+    for start in range(0, len(data), piece):
+        messages += reader.feed(data[start : start + piece])
+        assert reader.buffered <= 1000
+    return messages
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096, 1 << 20])
+def test_a_clients_data_over_the_limit_goes_by_unread_and_names_its_client(piece: int) -> None:
+    """One client's message too big for the reader costs that client alone: the reader lets it
+    go by without holding it, says whose it was, and reads what follows it."""
+    reader = ServiceMessageReader(max_message_size=1000)
+    before = ConnectionData("ann", b"small")
+    after: list[ServiceMessage] = [ConnectionData("ann", b"next"), Ping(("echo", "1"))]
+    big = ConnectionData("bob", b"x" * 100_000, Ext(is_partial=True))
+    stream = b"".join(frame_service_message(m) for m in [before, big, *after])
+    size = len(encode_service_message(big))
+    assert _in_pieces(reader, stream, piece) == [
+        before,
+        ConnectionDataTooLarge("bob", size),
+        *after,
+    ]
+
+
+def test_a_clients_answer_over_the_limit_fails_the_invocation_that_waits_for_it() -> None:
+    reader = ServiceMessageReader(max_message_size=1000)
+    big = ClientCompletion("inv-1", "bob", "server-1", "json", b"x" * 5000)
+    size = len(encode_service_message(big))
+    assert reader.feed(frame_service_message(big) + frame_service_message(Ping())) == [
+        ErrorCompletion(
+            "inv-1",
+            "bob",
+            "server-1",
+            f"The client's result of {size} bytes is over the limit of 1000 bytes.",
+        ),
+        Ping(),
+    ]
+
+
+def test_an_oversized_client_message_whose_id_cannot_be_read_ends_the_stream() -> None:
+    reader = ServiceMessageReader(max_message_size=1000)
+    cut_off = ConnectionData("c" * 2000, b"x")  # its id runs past the head the reader keeps
+    with pytest.raises(ProtocolError, match="over the limit of 1000 bytes"):
+        reader.feed(frame_service_message(cut_off))
 
 
 def test_the_limit_must_make_sense() -> None:

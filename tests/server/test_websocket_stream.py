@@ -31,7 +31,6 @@ async def test_frames_go_on_the_byte_stream_under_httpcore2_on_asyncio(anyio_bac
             f"{service.url}/server/?hub=chat&cid=c1",
             headers={"authorization": "Bearer unchecked"},
             upgrade_timeout=5,
-            max_message_size=1 << 20,
         ) as socket,
     ):
         fast = socket._bytes is not None

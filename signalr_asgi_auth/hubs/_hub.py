@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,7 +24,13 @@ from ._methods import HubMethod, event_handler, hub_method
 from ._serverless import RestTransport, hub_upstream_endpoint
 from ._sessions import HubConnections
 
-__all__ = ["Hub"]
+__all__ = ["DEFAULT_MAX_RECEIVE_MESSAGE_SIZE", "Hub"]
+
+DEFAULT_MAX_RECEIVE_MESSAGE_SIZE: Final = 1024 * 1024
+"""1 MiB: what SignalR Service takes from a client over long polling and server-sent events and in
+a REST or upstream body, so one message fits every mode and transport (ASP.NET Core's default is
+32 KB; docs/options.md says why we differ)."""
+_MAX_RECEIVE_MESSAGE_SIZE: Final = 2**31 - 1  # the size prefix's largest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +61,9 @@ class Hub:
     may use any of them. ``keep_alive_interval`` is how often each client is pinged (clients give
     up after 30 s of silence); a client that has not sent its handshake after
     ``handshake_timeout`` is closed (checked at each ping, so within one more interval).
+    ``max_receive_message_size`` is the largest hub message a client may send in Default mode
+    (ASP.NET Core's ``MaximumReceiveMessageSize``): a client that sends a larger one is closed
+    with a reason, alone.
     """
 
     def __init__(
@@ -64,6 +73,7 @@ class Hub:
         protocols: Sequence[str] = ("json", "messagepack"),
         keep_alive_interval: float | timedelta = 15.0,
         handshake_timeout: float | timedelta = 15.0,
+        max_receive_message_size: int = DEFAULT_MAX_RECEIVE_MESSAGE_SIZE,
     ) -> None:
         try:
             prefixed_hub(name, None)
@@ -77,6 +87,7 @@ class Hub:
         self.handshake_timeout = to_seconds(
             handshake_timeout, name="handshake_timeout", maximum=3600
         )
+        self.max_receive_message_size = _message_size(max_receive_message_size)
         self._methods: dict[str, HubMethod] = {}
         self.connected_handler: Callable[..., Any] | None = None
         self.disconnected_handler: tuple[Callable[..., Any], bool] | None = None
@@ -248,3 +259,17 @@ def _protocols(names: Iterable[str]) -> dict[str, HubProtocol]:
         msg = "protocols must name at least one hub protocol: 'json' and/or 'messagepack'."
         raise ConfigurationError(msg)
     return chosen
+
+
+def _message_size(value: object) -> int:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 < value <= _MAX_RECEIVE_MESSAGE_SIZE
+    ):
+        return value
+    msg = (
+        "max_receive_message_size must be a whole number of bytes from 1 to "
+        f"{_MAX_RECEIVE_MESSAGE_SIZE}, got {shown(value)}."
+    )
+    raise ConfigurationError(msg)

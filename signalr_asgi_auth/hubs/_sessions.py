@@ -32,6 +32,7 @@ from ..protocol import (
     CloseConnection,
     Completion,
     ConnectionData,
+    ConnectionDataTooLarge,
     ConnectionReconnect,
     DataMessageType,
     ErrorCompletion,
@@ -113,7 +114,7 @@ class _Session:
         self.handshake = b""
         self.protocol: HubProtocol | None = None
         self.reader: HubMessageReader | None = None
-        self.partial: list[bytes] | None = None
+        self.partial: bytearray | None = None
         self.jobs: deque[Callable[[], Awaitable[None]]] | None = None
         self.busy = False
         self.connected = False
@@ -233,20 +234,43 @@ class HubConnections:
         if session is None:
             return
         data = message.payload
-        if message.ext.is_partial:
-            if session.partial is None:
-                session.partial = []
-            session.partial.append(data)
-            return
-        if session.partial is not None:
-            data = b"".join([*session.partial, data])
-            session.partial = None
+        if session.partial is not None or message.ext.is_partial:
+            # The service splits a big client message into parts; they are held until the last,
+            # so the limit applies to what is held, part by part, not once they are joined.
+            held = len(session.partial or b"") + len(data)
+            if held > self._held_limit(session):
+                await self._too_large(session)
+                return
+            if message.ext.is_partial:
+                if session.partial is None:
+                    session.partial = bytearray()
+                session.partial += data
+                return
+            if session.partial is not None:
+                data, session.partial = bytes(session.partial + data), None
         if message.ext.data_message_type == DataMessageType.CLOSE:
             return  # the client's Close kept for stateful reconnect; CloseConnection follows
         if session.reader is None:
             await self._handshake(session, data)
         else:
             await self._receive(session, data)
+
+    def _held_limit(self, session: _Session) -> int:
+        """The most bytes one of the client's messages may take: its handshake's limit until the
+        handshake is done, then the hub's ``max_receive_message_size``."""
+        return _MAX_HANDSHAKE if session.reader is None else self._hub.max_receive_message_size
+
+    async def _too_large(self, session: _Session) -> None:
+        """Close a client that sent more than it may (as ASP.NET Core words it), alone."""
+        session.partial = None
+        if session.reader is None:
+            await self._refuse(session, "The handshake request is too large.")
+            return
+        limit = self._hub.max_receive_message_size
+        error = (
+            f"Connection closed with an error. The maximum message size of {limit}B was exceeded."
+        )
+        await self.close(session.connection_id, error)
 
     async def client_closed(self, message: CloseConnection) -> None:
         session = self._sessions.pop(message.connection_id, None)
@@ -264,6 +288,9 @@ class HubConnections:
             if len(self._routed) >= _MAX_ROUTED:
                 self._routed.pop(next(iter(self._routed)))
             self._routed[message.invocation_id] = (message.connection_id, message.caller_server_id)
+        elif isinstance(message, ConnectionDataTooLarge):
+            if (session := self._sessions.get(message.connection_id)) is not None:
+                await self._too_large(session)
         elif isinstance(message, ConnectionReconnect):
             if (session := self._sessions.get(message.connection_id)) is not None:
                 session.partial = None
@@ -306,7 +333,7 @@ class HubConnections:
             return
         session.handshake = b""
         session.protocol = protocol
-        session.reader = protocol.reader()
+        session.reader = protocol.reader(max_message_size=self._hub.max_receive_message_size)
         await self._write(session, handshake_response(), kind=DataMessageType.HANDSHAKE)
         session.connected = True
         if self._hub.connected_handler is not None:

@@ -31,10 +31,10 @@ class Seen:
             self.items.append(item)
 
 
-def chat_hub(seen: Seen | None = None) -> Hub:
-    """A fresh chat hub; its connection events go to ``seen``."""
+def chat_hub(seen: Seen | None = None, **options: Any) -> Hub:
+    """A fresh chat hub with ``Hub``'s ``options``; its connection events go to ``seen``."""
     events = Seen() if seen is None else seen
-    chat = Hub("chat")
+    chat = Hub("chat", **options)
 
     @chat.on("send")
     async def send(call: HubCall, text: str) -> str:

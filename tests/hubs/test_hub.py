@@ -50,6 +50,14 @@ def test_names_and_options_are_checked() -> None:
         Hub("chat", protocols=["xml"])
     with pytest.raises(ConfigurationError, match="keep_alive_interval"):
         Hub("chat", keep_alive_interval=0)
+    for size in (0, -1, 2**31, 1.5, True, "1MB", None):
+        with pytest.raises(
+            ConfigurationError,
+            match=r"max_receive_message_size must be a whole number of bytes from 1 to 2147483647",
+        ):
+            Hub("chat", max_receive_message_size=size)  # type: ignore[arg-type]
+    assert Hub("chat").max_receive_message_size == 1024 * 1024
+    assert Hub("chat", max_receive_message_size=32 * 1024).max_receive_message_size == 32 * 1024
     hub = Hub("chat")
     with pytest.raises(ConfigurationError, match="A hub method needs a name"):
         hub.on("")

@@ -23,6 +23,7 @@ from signalr_asgi_auth.protocol import (
     CloseConnection,
     Completion,
     ConnectionData,
+    ConnectionDataTooLarge,
     DataMessageType,
     ErrorCompletion,
     GroupBroadcastData,
@@ -723,3 +724,87 @@ async def test_client_written_names_reach_logs_and_replies_escaped_and_short(
     assert unknown.error is not None
     assert _readable(unknown.error)
     assert unknown.error.startswith("Unknown hub method 'x\\n2026-01-01")
+
+
+LIMIT = 64 * 1024
+DEFAULT_LIMIT = 1024 * 1024
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_partial_parts_over_the_limit_close_that_client_alone(protocol: str) -> None:
+    """The service may split a client's message into partial ConnectionData: the limit applies
+    to what is held while the parts arrive, not once they are joined (the default limit, 1 MiB)."""
+    hub = chat_hub()
+    async with running(hub) as (pool, events):
+        hostile = await connect(pool, events, "c1", protocol)
+        honest = await connect(pool, events, "c2", protocol)
+        part = b"x" * (DEFAULT_LIMIT // 4)
+        for _ in range(4):
+            await hostile.feed(part, partial=True)
+            await honest.send(Invocation(target="add", arguments=(1,), invocation_id="1"))
+            assert (await honest.receive(Completion, invocation_id="1")).result == 1.5
+        assert hostile.closed() is None  # exactly the limit is held: still open
+        await hostile.feed(b"x", partial=True)
+        closed = await pool.wait_for(hostile.closed)
+        assert closed.error_message == (
+            "Connection closed with an error. The maximum message size of 1048576B was exceeded."
+        )
+        assert (await hostile.receive(HubClose)).error == closed.error_message
+        await hostile.feed(part, partial=True)  # what follows for a closed client is dropped
+        await honest.send(Invocation(target="add", arguments=(2,), invocation_id="2"))
+        assert (await honest.receive(Completion, invocation_id="2")).result == 2.5
+        assert honest.closed() is None
+        seen: list[str] = hub.seen  # type: ignore[attr-defined]
+        await pool.wait_for(lambda: f"disconnected:c1:{closed.error_message}" in seen)
+
+
+async def test_partial_parts_of_a_handshake_over_its_limit_refuse_the_client() -> None:
+    hub = chat_hub()
+    async with running(hub) as (pool, events):
+        client = FakeClient(pool, events, "c1", "json")
+        await client.open()
+        for _ in range(65):
+            await client.feed(b" " * 1024, partial=True)
+        closed = await pool.wait_for(client.closed)
+        assert closed == CloseConnection("c1", "The handshake request is too large.")
+        [reply] = pool.of_type(ConnectionData)
+        assert json.loads(reply.payload.rstrip(b"\x1e")) == {"error": closed.error_message}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_message_over_max_receive_message_size_closes_that_client_alone(
+    protocol: str,
+) -> None:
+    hub = chat_hub(max_receive_message_size=LIMIT)
+    async with running(hub) as (pool, events):
+        hostile = await connect(pool, events, "c1", protocol)
+        honest = await connect(pool, events, "c2", protocol)
+        fits = Invocation(target="send", arguments=("x" * (LIMIT - 100),), invocation_id="1")
+        await hostile.send(fits)
+        assert (await hostile.receive(Completion, invocation_id="1")).result == "delivered"
+        await hostile.send(Invocation(target="send", arguments=("x" * LIMIT,), invocation_id="2"))
+        closed = await pool.wait_for(hostile.closed)
+        assert closed.error_message.startswith("Connection closed with an error.")
+        assert f"over the limit of {LIMIT} bytes" in closed.error_message
+        await honest.send(Invocation(target="add", arguments=(2,), invocation_id="3"))
+        assert (await honest.receive(Completion, invocation_id="3")).result == 2.5
+
+
+async def test_data_the_service_found_too_large_closes_that_client_alone() -> None:
+    """A client's ConnectionData over the service frame limit is let go by unread
+    (``ConnectionDataTooLarge``): the hub closes that client with ASP.NET Core's reason."""
+    hub = chat_hub()
+    async with running(hub) as (pool, events):
+        hostile = await connect(pool, events, "c1")
+        honest = await connect(pool, events, "c2")
+        await events.client_message(ConnectionDataTooLarge("c1", 20 << 20))
+        closed = await pool.wait_for(hostile.closed)
+        assert closed.error_message == (
+            "Connection closed with an error. The maximum message size of 1048576B was exceeded."
+        )
+        await honest.send(Invocation(target="add", arguments=(2,), invocation_id="1"))
+        assert (await honest.receive(Completion, invocation_id="1")).result == 2.5
+        waiting = FakeClient(pool, events, "c3", "json")
+        await waiting.open()
+        await events.client_message(ConnectionDataTooLarge("c3", 20 << 20))
+        assert waiting.closed() == CloseConnection("c3", "The handshake request is too large.")

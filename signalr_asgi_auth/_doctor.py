@@ -26,6 +26,7 @@ import anyio
 import httpx2
 
 from ._backoff import Backoff
+from ._call_deadline import request_within
 from ._client_tokens import SigningKey, mint_client_token
 from ._clock import SystemClock
 from ._connection_string import ConnectionSettings, parse_connection_string
@@ -229,7 +230,7 @@ class Doctor:
         endpoint = self._settings().endpoint
         url = endpoint.server_url("/api/health")
         try:
-            response = await self._http().head(url)
+            response = await request_within(self._http(), "HEAD", url, timeout=self._timeout)
         except httpx2.HTTPError as exc:
             error = transport_error(exc, endpoint=endpoint, doing="check its health")
             check.status, check.detail = "fail", str(error)
@@ -328,10 +329,13 @@ class Doctor:
             return
         doing = f"check whether group {_GROUP!r} of hub {self._hub!r} exists"
         try:
-            response = await self._http().head(
+            response = await request_within(
+                self._http(),
+                "HEAD",
                 url,
                 params={"api-version": API_VERSION},
                 headers={"Authorization": f"Bearer {bearer}"},
+                timeout=self._timeout,
             )
         except httpx2.HTTPError as exc:
             check.status = "fail"

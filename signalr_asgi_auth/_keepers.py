@@ -19,6 +19,7 @@ import httpx2
 
 from . import _telemetry as telemetry
 from ._backoff import Backoff
+from ._call_deadline import request_within
 from ._client_tokens import SigningKey
 from ._clock import Clock
 from ._credentials import CredentialAdapter, EntraToken
@@ -229,12 +230,13 @@ async def entra_call(
     token = await entra.get()  # in memory; fetched only when it is expiring
     bearer = token.token.reveal()
     try:
-        response = await http.request(
+        response = await request_within(
+            http,
             method,
             url,
             params=tuple(params),
             headers={"Authorization": f"Bearer {bearer}"},
-            timeout=request_timeout,  # httpx2's own timeout: the call may not outlive it
+            timeout=request_timeout,
         )
     except httpx2.HTTPError as exc:
         raise transport_error(exc, endpoint=endpoint, doing=doing) from None

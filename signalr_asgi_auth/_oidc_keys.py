@@ -24,6 +24,7 @@ import httpx2
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from ._call_deadline import request_within
 from ._errors import ConfigurationError, ServiceError
 from ._single_flight import SingleFlight
 
@@ -163,12 +164,12 @@ class OpenIDKeys:
     async def _get_json(self, url: str, what: str) -> Any:
         try:
             if self._http is not None:
-                response = await self._http.get(url, timeout=self._timeout)
+                response = await request_within(self._http, "GET", url, timeout=self._timeout)
             else:
                 # Fetches are rare (once per interval at most): a short-lived client needs no
                 # lifespan and is never left open.
                 async with httpx2.AsyncClient(follow_redirects=False) as client:
-                    response = await client.get(url, timeout=self._timeout)
+                    response = await request_within(client, "GET", url, timeout=self._timeout)
         except httpx2.HTTPError as exc:
             msg = f"Could not fetch the tenant's OpenID {what} from {url} ({type(exc).__name__})."
             raise ServiceError(msg) from exc

@@ -28,6 +28,7 @@ import httpx2
 
 from . import _telemetry as telemetry
 from ._backoff import Backoff
+from ._call_deadline import request_within
 from ._client_tokens import SigningKey, mint_client_token
 from ._credentials import EntraToken
 from ._durations import to_seconds
@@ -200,8 +201,14 @@ class RestClient:
         if content is not None:
             headers["Content-Type"] = "application/json"
         try:
-            response = await self._http.request(
-                method, url, params=query, content=content, headers=headers, timeout=self._timeout
+            response = await request_within(
+                self._http,
+                method,
+                url,
+                params=query,
+                content=content,
+                headers=headers,
+                timeout=self._timeout,
             )
         except httpx2.HTTPError as exc:
             error = transport_error(exc, endpoint=self.endpoint, doing=doing)

@@ -11,6 +11,7 @@ import math
 
 import httpx2
 
+from ._call_deadline import DeadlineExceeded
 from ._credentials import read_principal, scrub
 from ._endpoint import ServiceEndpoint
 from ._errors import AuthenticationFailedError, PermissionDeniedError, ServiceError
@@ -100,7 +101,9 @@ def _retry_after(response: httpx2.Response) -> float | None:
 def transport_error(exc: Exception, *, endpoint: ServiceEndpoint, doing: str) -> ServiceError:
     """The exception for a request that got no answer: timeout, refused connection, broken reply."""
     where = f"SignalR Service at {endpoint.server_endpoint}"
-    if isinstance(exc, httpx2.TimeoutException):
+    if isinstance(exc, DeadlineExceeded):
+        msg = f"{where} did not answer within {exc.seconds:g} s while trying to {doing}."
+    elif isinstance(exc, httpx2.TimeoutException):
         msg = f"{where} did not answer in time while trying to {doing} ({type(exc).__name__})."
     else:
         msg = f"Could not reach {where} to {doing} ({type(exc).__name__}): {scrub(str(exc))}"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "problems_in_logs",
     "running_app",
     "running_task_ids",
+    "trickling_peer",
 ]
 
 KEEPER_TASK_PREFIX = "signalr_asgi_auth."
@@ -151,3 +153,61 @@ def problems_in_logs(records: Iterable[logging.LogRecord]) -> list[str]:
         if record.levelno >= logging.ERROR or (ours and record.exc_info):
             found.append(f"{record.name} {record.levelname}: {record.getMessage()}")
     return found
+
+
+@contextmanager
+def trickling_peer(interval: float = 0.1) -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` where a slow-loris peer answers every request with one byte of
+    an endless response head each ``interval`` seconds: no read timeout ever fires, so only a
+    deadline on the whole call ends it. Served by threads, so sync and async tests alike can
+    use it; they end with the block."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(interval)
+    stop = threading.Event()
+
+    def trickle(connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(interval)
+            head = b""
+            while b"\r\n\r\n" not in head and not stop.is_set():
+                try:
+                    chunk = connection.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                head += chunk
+            answer = b"HTTP/1.1 200 OK\r\nX-Trickle: " + b"a" * 1_000_000
+            for index in range(len(answer)):
+                if stop.wait(interval):
+                    return
+                try:
+                    connection.sendall(answer[index : index + 1])
+                except OSError:
+                    return
+
+    def accept() -> None:
+        workers = []
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            worker = threading.Thread(target=trickle, args=(connection,), daemon=True)
+            worker.start()
+            workers.append(worker)
+        for worker in workers:
+            worker.join(timeout=5)
+
+    acceptor = threading.Thread(target=accept, name="trickling peer", daemon=True)
+    acceptor.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        acceptor.join(timeout=5)
+        listener.close()

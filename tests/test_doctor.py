@@ -18,7 +18,7 @@ import pytest
 from signalr_asgi_auth.__main__ import main
 from signalr_asgi_auth.emulator import Emulator, serve_in_thread
 
-from .faults import closed_port_url
+from .faults import closed_port_url, trickling_peer
 
 _ENTRA_ONLY = ("entra_token", "access_key", "service_token")
 
@@ -384,3 +384,24 @@ def test_a_timeout_that_is_no_positive_finite_number_is_refused(
     error = capsys.readouterr().err
     assert "argument --timeout:" in error
     assert "Traceback" not in error
+
+
+def test_a_peer_that_trickles_bytes_fails_each_check_after_the_timeout() -> None:
+    key = "A" * 43 + "="
+    with trickling_peer() as peer:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "signalr_asgi_auth", "doctor", "--timeout", "1"),
+                *("--connection-string", f"Endpoint={peer};AccessKey={key};Version=1.0;"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,  # far beyond the checks' 1 s each: only a check without a deadline hangs
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"✗ Service health (HEAD /api/health): SignalR Service at {peer} did not answer " in (
+        done.stdout
+    )
+    assert "✗ Server connection (Default mode): " in done.stdout
+    assert "within 1 s" in done.stdout

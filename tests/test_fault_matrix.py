@@ -198,7 +198,7 @@ FAULTS = [
     Fault(
         "access key timeout",
         _inject("signalr.access_key", delay=1.0),
-        r"did not answer in time while trying to get a temporary access key \(ReadTimeout\)",
+        r"did not answer within [\d.]+ s while trying to get a temporary access key",
         options={"request_timeout": TIMEOUT},
         hang=TIMEOUT,
     ),

@@ -337,7 +337,7 @@ async def test_a_missing_role_is_a_503_naming_the_roles_that_grant_client_tokens
         ({"status": 403}, "refused to get a client token for hub 'chat' (403 Forbidden)"),
         ({"body": "<html>gateway</html>"}, "reply that is not a JSON object"),
         ({"body": '{"token": 42}'}, "reply that has no token string"),
-        ({"delay": 3.0}, "did not answer in time while trying to get a client token"),
+        ({"delay": 3.0}, "did not answer within 1 s while trying to get a client token"),
     ],
     ids=["500", "503", "401", "403", "html", "no-token", "timeout"],
 )

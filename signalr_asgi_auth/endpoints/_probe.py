@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-import anyio
 import httpx2
 
+from .._call_deadline import request_within
 from .._clock import Clock
 from .._endpoint import ServiceEndpoint
 from .._keepers import isoformat
@@ -102,14 +102,13 @@ class HealthProbe:
     async def _ask(self) -> str | None:
         """``None`` when the service says it is healthy, else why not."""
         try:
-            with anyio.fail_after(self._timeout):
-                response = await self._http.head(
-                    self._url,
-                    params={"api-version": HEALTH_API_VERSION},
-                    timeout=self._timeout,
-                )
-        except TimeoutError:
-            return f"no answer within {self._timeout:g} s"
+            response = await request_within(
+                self._http,
+                "HEAD",
+                self._url,
+                params={"api-version": HEALTH_API_VERSION},
+                timeout=self._timeout,
+            )
         except httpx2.TimeoutException:
             return f"no answer within {self._timeout:g} s"
         except httpx2.HTTPError as exc:

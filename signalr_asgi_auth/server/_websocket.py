@@ -29,6 +29,8 @@ import wsproto.connection
 import wsproto.events
 import wsproto.utilities
 
+from .._call_deadline import DeadlineExceeded, steps
+
 __all__ = ["UpgradeRefused", "WebSocket", "WebSocketClosed", "open_websocket"]
 
 _MAX_ERROR_BODY = 64 * 1024
@@ -166,7 +168,30 @@ async def open_websocket(
     upgrade_timeout: float,
 ) -> AsyncIterator[WebSocket]:
     """An open WebSocket to ``url`` (``http(s)://``); :class:`UpgradeRefused` for any answer but
-    101, httpx2's transport errors as they are. Closed on exit."""
+    101, httpx2's transport errors as they are, ``DeadlineExceeded`` when the upgrade (or the
+    refusal's body) takes longer than ``upgrade_timeout`` in all. Closed on exit."""
+    response = await _upgrade(http, url, headers=headers, timeout=upgrade_timeout)
+    try:
+        socket = WebSocket(response.extensions["network_stream"])
+        try:
+            yield socket
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                await socket.close()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+
+
+async def _upgrade(
+    http: httpx2.AsyncClient,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeout: float,  # noqa: ASYNC109 - the whole upgrade's deadline, applied inside with anyio
+) -> httpx2.Response:
+    """The 101 response, its stream open, within ``timeout`` in all; a refusal's body is read
+    (at most ``_MAX_ERROR_BODY``) within the same deadline."""
     upgrade = {
         "connection": "upgrade",
         "upgrade": "websocket",
@@ -174,23 +199,26 @@ async def open_websocket(
         "sec-websocket-version": "13",
         **headers,
     }
-    async with http.stream("GET", url, headers=upgrade, timeout=upgrade_timeout) as response:
-        if response.status_code != 101:
+    request = http.build_request("GET", url, headers=upgrade, timeout=steps(timeout))
+    with anyio.move_on_after(timeout):
+        response = await http.send(request, stream=True)
+        if response.status_code == 101:
+            return response
+        try:
             body = b""
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > _MAX_ERROR_BODY:
                     break
-            refused = httpx2.Response(
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+        raise UpgradeRefused(
+            httpx2.Response(
                 response.status_code,
                 headers=response.headers,
                 content=body[:_MAX_ERROR_BODY],
                 request=response.request,
             )
-            raise UpgradeRefused(refused)
-        socket = WebSocket(response.extensions["network_stream"])
-        try:
-            yield socket
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
-                await socket.close()
+        )
+    raise DeadlineExceeded(timeout, request)

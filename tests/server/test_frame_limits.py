@@ -8,8 +8,10 @@ import httpx2
 import pytest
 
 from signalr_asgi_auth.protocol import (
+    ClientCompletion,
     ConnectionData,
     ConnectionDataTooLarge,
+    ErrorCompletion,
     OpenConnection,
     Ping,
 )
@@ -62,3 +64,23 @@ async def test_one_clients_frame_over_the_limit_closes_that_client_alone(
         await service.wait_for(lambda got: Ping(("echo", "still here")) in got)
         assert hub.lost == []
         assert pool.up == 1
+
+
+async def test_a_clients_result_over_the_limit_fails_the_invocation_alone(
+    fake: FakeService, http: httpx2.AsyncClient
+) -> None:
+    """A client on another app server answers this server's invocation with a result too big to
+    hold: the invocation fails with the reason, and the connection goes on."""
+    pool = make_pool(fake.url, http, count=1, timings=ConnectionTimings(max_message_size=LIMIT))
+    async with running(pool) as hub:
+        service = fake.live()[0]
+        answer = ClientCompletion("inv-1", "far", pool.server_id, "json", b"x" * (2 * LIMIT))
+        await service.send(answer, Ping(("echo", "after")))
+        await hub.wait_until(lambda: hub.other)
+        [failed] = hub.other
+        assert isinstance(failed, ErrorCompletion)
+        assert (failed.invocation_id, failed.connection_id) == ("inv-1", "far")
+        assert failed.error.startswith("The client's result of ")
+        assert failed.error.endswith(f" bytes is over the limit of {LIMIT} bytes.")
+        await service.wait_for(lambda got: Ping(("echo", "after")) in got)
+        assert hub.lost == []

@@ -82,7 +82,22 @@ async def _with_httpx2(url: str, seconds: float) -> dict[str, float]:
         httpx2.AsyncClient() as http,
         open_websocket(http, f"{url}/", headers={}, upgrade_timeout=10) as socket,
     ):
-        return await _both(socket.send, socket.receive, seconds)
+        return await _both(socket.send, _whole_messages(socket.receive), seconds)
+
+
+def _whole_messages(receive: Callable[[], Awaitable[bytes]]) -> Callable[[], Awaitable[bytes]]:
+    """One echoed message per call: the server connection's WebSocket hands on bytes as they
+    arrive (its frame reader finds the messages), so a message may come in pieces."""
+    pending = bytearray()
+
+    async def receive_message() -> bytes:
+        while len(pending) < len(_MESSAGE):
+            pending.extend(await receive())
+        message = bytes(pending[: len(_MESSAGE)])
+        del pending[: len(_MESSAGE)]
+        return message
+
+    return receive_message
 
 
 async def _with_httpx2_session(url: str, seconds: float) -> dict[str, float]:

@@ -9,6 +9,7 @@
     ├── NotReadyError                              no usable signing key (yet); the keepers keep trying
     │   └── NoUsableEndpointError                  of several endpoints, none is usable now (reasons per endpoint)
     ├── ProtocolError (also a ValueError)          bytes on a Default-mode wire that cannot be read
+    │   └── MessageTooLargeError                   a message over a reader's limit (in ``protocol``)
     ├── UpstreamAuthenticationError                an upstream request carries no credential we accept (401)
     └── ServiceError                               Microsoft Entra ID or SignalR Service answered badly
         ├── AuthenticationFailedError              no valid Entra token: 401, or the credential failed

@@ -46,6 +46,7 @@ from ..protocol import (
     Invocation,
     JoinGroupWithAck,
     LeaveGroupWithAck,
+    MessageTooLargeError,
     MultiConnectionData,
     MultiGroupBroadcastData,
     MultiUserData,
@@ -362,6 +363,9 @@ class HubConnections:
         assert session.reader is not None  # only called after the handshake
         try:
             messages = session.reader.feed(data)
+        except MessageTooLargeError:
+            await self._too_large(session)
+            return
         except ProtocolError as exc:
             await self.close(session.connection_id, f"Connection closed with an error. {exc}")
             return

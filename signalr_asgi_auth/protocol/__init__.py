@@ -11,6 +11,7 @@ from .._errors import ProtocolError
 from ._framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
     FrameReader,
+    MessageTooLargeError,
     OversizedFrame,
     size_prefix,
     write_frame,
@@ -139,6 +140,7 @@ __all__ = [
     "LeaveGroupWithAck",
     "MessagePackHubMessageReader",
     "MessagePackHubProtocol",
+    "MessageTooLargeError",
     "MultiConnectionData",
     "MultiGroupBroadcastData",
     "MultiUserData",

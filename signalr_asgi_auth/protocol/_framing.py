@@ -14,6 +14,7 @@ from .._errors import ProtocolError
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "FrameReader",
+    "MessageTooLargeError",
     "OversizedFrame",
     "size_prefix",
     "write_frame",
@@ -54,6 +55,11 @@ def size_prefix(size: int) -> bytes:
 def write_frame(payload: bytes) -> bytes:
     """``payload`` behind its size prefix."""
     return size_prefix(len(payload)) + payload
+
+
+class MessageTooLargeError(ProtocolError):
+    """A reader met a message over its limit: the stream is malformed only for being too big, so
+    the reader's owner may say so in the words it chooses (the hub layer says ASP.NET Core's)."""
 
 
 class OversizedFrame(bytes):
@@ -177,7 +183,8 @@ class FrameReader:
                 if size > self._max_message_size and (not self._keep or size > _MAX_SIZE):
                     self._fail(
                         f"a message of {size} bytes is over the limit of "
-                        f"{self._max_message_size} bytes"
+                        f"{self._max_message_size} bytes",
+                        MessageTooLargeError,
                     )
                 return size, index + 1
             shift += 7
@@ -198,7 +205,7 @@ class FrameReader:
         rest = data[taken:]
         return [skipped, *self.feed(bytes(rest))] if len(rest) else [skipped]
 
-    def _fail(self, reason: str) -> NoReturn:
+    def _fail(self, reason: str, error: type[ProtocolError] = ProtocolError) -> NoReturn:
         self._broken = f"{reason}; the stream cannot be read further"
         self._buffer.clear()
-        raise ProtocolError(self._broken)
+        raise error(self._broken)

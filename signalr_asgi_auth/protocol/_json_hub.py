@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
 from .._errors import ProtocolError, short
+from ._framing import MessageTooLargeError
 from ._hub_messages import (
     CancelInvocation,
     Completion,
@@ -320,4 +321,4 @@ class JsonHubMessageReader:
             f"a JSON hub message of {size} bytes or more is over the limit of "
             f"{self._max_message_size} bytes"
         )
-        raise ProtocolError(text)
+        raise MessageTooLargeError(text)

@@ -784,8 +784,10 @@ async def test_a_message_over_max_receive_message_size_closes_that_client_alone(
         assert (await hostile.receive(Completion, invocation_id="1")).result == "delivered"
         await hostile.send(Invocation(target="send", arguments=("x" * LIMIT,), invocation_id="2"))
         closed = await pool.wait_for(hostile.closed)
-        assert closed.error_message.startswith("Connection closed with an error.")
-        assert f"over the limit of {LIMIT} bytes" in closed.error_message
+        assert closed.error_message == (
+            f"Connection closed with an error. The maximum message size of {LIMIT}B was exceeded."
+        )
+        assert (await hostile.receive(HubClose)).error == closed.error_message
         await honest.send(Invocation(target="add", arguments=(2,), invocation_id="3"))
         assert (await honest.receive(Completion, invocation_id="3")).result == 2.5
 

@@ -67,7 +67,7 @@ from ._call import Details, HubCall, claims_of, headers_of, query_of
 from ._clients import Audience
 from ._everywhere import send_everywhere
 from ._methods import HubMethod, refusal, short
-from ._running import call_method, run_handler
+from ._running import call_method, owned_cancellation, run_handler
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -93,6 +93,7 @@ class _Session:
         "busy",
         "connected",
         "connection_id",
+        "ended",
         "handshake",
         "jobs",
         "opened",
@@ -119,6 +120,7 @@ class _Session:
         self.jobs: deque[Callable[[], Awaitable[None]]] | None = None
         self.busy = False
         self.connected = False
+        self.ended = False
         self.streams: dict[str, anyio.CancelScope] | None = None
 
 
@@ -430,17 +432,26 @@ class HubConnections:
         result, error = await call_method(
             method, self._hub.name, message.target, call, message.arguments
         )
-        if message.invocation_id is not None and session.connection_id in self._sessions:
+        if message.invocation_id is not None and not session.ended:
             await self._complete(session, message.invocation_id, result=result, error=error)
 
     async def _start_stream(
         self, session: _Session, message: Invocation | StreamInvocation, method: HubMethod
     ) -> None:
         invocation_id = message.invocation_id or ""
-        scope = anyio.CancelScope()
+        if session.ended:
+            return
         if session.streams is None:
             session.streams = {}
-        session.streams[invocation_id] = scope
+        if invocation_id in session.streams:
+            # As ASP.NET Core: a second stream under one id could never be cancelled.
+            logger.debug(
+                "Hub %r: a client reused stream id %s", self._hub.name, short(invocation_id)
+            )
+            error = f"Invocation ID '{short(invocation_id)}' is already in use."
+            await self._complete(session, invocation_id, error=error)
+            return
+        scope = session.streams[invocation_id] = anyio.CancelScope()
         self._spawn(self._stream, session, message, method, scope)
 
     async def _stream(
@@ -457,8 +468,9 @@ class HubConnections:
         with scope:
             items = method.function(self._call(session, invocation_id), *message.arguments)
             try:
-                async for item in items:
-                    await self._write(session, protocol.write(StreamItem(invocation_id, item)))
+                with owned_cancellation():
+                    async for item in items:
+                        await self._write(session, protocol.write(StreamItem(invocation_id, item)))
             except HubMethodError as exc:
                 error = str(exc)
             except Exception:
@@ -471,13 +483,13 @@ class HubConnections:
                     await items.aclose()
         if session.streams is not None:
             session.streams.pop(invocation_id, None)
-        if session.connection_id in self._sessions:
+        if not session.ended:
             # Cancelled by the client: a completion without error, as ASP.NET Core sends.
             await self._complete(session, invocation_id, error=error)
 
     async def _on_connected(self, session: _Session) -> None:
         handler = self._hub.connected_handler
-        if handler is None or session.connection_id not in self._sessions:
+        if handler is None or session.ended:
             return
         try:
             await run_handler(handler, self._call(session))
@@ -510,14 +522,15 @@ class HubConnections:
 
     def _ended(self, session: _Session, error: str | None) -> None:
         """The client is gone: stop its streams, fail what waits for it, tell the hub."""
+        session.ended = True
         for scope in (session.streams or {}).values():
             scope.cancel()
         gone = f"Connection '{session.connection_id}' is disconnected."
         for pending in self._pending.values():
             if pending.connection_id == session.connection_id:
                 pending.resolve(None, gone)
+        session.jobs = None  # what it asked for no longer matters
         if session.connected and self._hub.disconnected_handler is not None:
-            session.jobs = None  # what it asked for no longer matters
             job = partial(self._on_disconnected, session, error)
             if session.busy:
                 session.jobs = deque([job])
@@ -550,6 +563,8 @@ class HubConnections:
         await self._write(session, payload)
 
     async def _write(self, session: _Session, payload: bytes, *, kind: int | None = None) -> None:
+        if session.ended:
+            return  # nothing of a client's goes out after it is gone
         ext = EMPTY_EXT if kind is None else Ext(data_message_type=kind)
         await self._deliver(
             ConnectionData(session.connection_id, payload, ext), client=session.connection_id

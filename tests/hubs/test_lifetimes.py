@@ -1,0 +1,209 @@
+"""What a client's invocations, streams and events live as long as, in Default mode against the
+emulator with real WebSocket clients: nothing of a client runs on after it left, a stream id is
+used once at a time, a cancellation raised by user code fails that call alone, a client the app
+closes leaves nothing behind, a second OpenConnection for a live client changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx2
+import pytest
+
+from signalr_asgi_auth import SignalRAuth, SignalRContext
+from signalr_asgi_auth.emulator import Emulator
+from signalr_asgi_auth.hubs import Hub, HubCall
+
+from ..emulator.helpers import TIMEOUT
+from ..emulator.hub_client import HubSocket
+from ..support import auth_for, principal_with_role, wait_until
+from .chat import Seen, json_client
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    return Emulator(service_mode="default")
+
+
+@asynccontextmanager
+async def serving(
+    emulator: Emulator, url: str, hub: Hub, **options: Any
+) -> AsyncIterator[tuple[SignalRAuth, SignalRContext, httpx2.AsyncClient]]:
+    """``hub`` served over one server connection to the emulator at ``url``; an HTTP client for
+    the hub's clients."""
+    principal = principal_with_role(emulator, "SignalR App Server")
+    options = {"server_connection_count": 1, **options}
+    auth = auth_for(emulator, url, principal, hubs=[hub], **options)
+    async with auth as context, httpx2.AsyncClient(timeout=TIMEOUT) as http:
+        yield auth, context, http
+
+
+async def invoke(ws: HubSocket, invocation_id: str, target: str, *args: Any) -> dict[str, Any]:
+    await ws.send(
+        {"type": 1, "invocationId": invocation_id, "target": target, "arguments": list(args)}
+    )
+    return await completion_of(ws, invocation_id)
+
+
+async def completion_of(ws: HubSocket, invocation_id: str) -> dict[str, Any]:
+    """The completion of ``invocation_id``, past stream items and other messages."""
+    while True:
+        message = await ws.receive()
+        if message.get("type") == 3 and message["invocationId"] == invocation_id:
+            return message
+
+
+async def cancelled_elsewhere() -> BaseException:
+    """A cancellation exception as a handler meets one when it awaits something that another
+    task cancelled: raised where nothing is cancelling the handler's own task."""
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            await anyio.lowlevel.checkpoint()
+        except anyio.get_cancelled_exc_class() as exc:
+            return exc
+    raise AssertionError  # pragma: no cover - the scope was cancelled
+
+
+async def test_a_reused_stream_id_is_refused_and_no_stream_outlives_its_client(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    started: list[str] = []
+    stopped: list[str] = []
+    hub = Hub("chat")
+
+    @hub.on("count")
+    async def count(call: HubCall, label: str) -> AsyncIterator[int]:
+        started.append(label)
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+                await anyio.sleep(0.01)
+        finally:
+            stopped.append(label)
+
+    async with serving(emulator, emulator_url, hub) as (_, context, http):
+        async with json_client(http, emulator_url, context, "ann") as ann:
+            await ann.send({"type": 4, "invocationId": "1", "target": "count", "arguments": ["a"]})
+            assert await ann.receive() == {"type": 2, "invocationId": "1", "item": 0}
+            await ann.send({"type": 4, "invocationId": "1", "target": "count", "arguments": ["b"]})
+            assert await completion_of(ann, "1") == {
+                "type": 3,
+                "invocationId": "1",
+                "error": "Invocation ID '1' is already in use.",
+            }
+            await ann.send({"type": 4, "invocationId": "2", "target": "count", "arguments": ["c"]})
+            await ann.send({"type": 5, "invocationId": "1"})
+            assert await completion_of(ann, "1") == {"type": 3, "invocationId": "1"}
+            await wait_until(lambda: "c" in started)
+        # ann has left: its stream "2" stops with it, and nothing else of it runs on
+        await wait_until(lambda: sorted(stopped) == sorted(started))
+        assert sorted(started) == ["a", "c"]
+
+
+async def test_invocations_queued_behind_a_running_one_are_dropped_when_the_client_leaves(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    seen = Seen()
+    release = anyio.Event()
+    hub = Hub("chat")  # no on_disconnected: nothing else empties the queue
+
+    @hub.on("hold")
+    async def hold(call: HubCall) -> None:
+        seen.add("holding")
+        await release.wait()
+        seen.add("released")
+
+    @hub.on("record")
+    async def record(call: HubCall) -> None:
+        seen.add("recorded")
+
+    async with serving(emulator, emulator_url, hub) as (_, context, http):
+        async with json_client(http, emulator_url, context, "ann") as ann:
+            await ann.send({"type": 1, "invocationId": "h", "target": "hold", "arguments": []})
+            await ann.send({"type": 1, "invocationId": "r", "target": "record", "arguments": []})
+            await wait_until(lambda: "holding" in seen.items)
+        await wait_until(lambda: not emulator.connections)
+        await wait_until(lambda: hub.running()[0].clients == 0)
+        release.set()
+        await wait_until(lambda: "released" in seen.items)
+        await anyio.lowlevel.checkpoint()
+        assert seen.items == ["holding", "released"]
+
+
+async def test_a_cancellation_raised_by_user_code_fails_that_call_alone(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen = Seen()
+    hub = Hub("chat")
+
+    @hub.on("method")
+    async def method(call: HubCall) -> None:
+        raise await cancelled_elsewhere()
+
+    @hub.on("stream")
+    async def stream(call: HubCall) -> AsyncIterator[int]:
+        yield 1
+        raise await cancelled_elsewhere()
+
+    @hub.on("add")
+    def add(call: HubCall, a: int, b: int) -> int:
+        return a + b
+
+    @hub.on_connected
+    async def connected(call: HubCall) -> None:
+        if call.user_id == "carol":
+            raise await cancelled_elsewhere()
+        seen.add(f"connected {call.user_id}")
+
+    @hub.on_disconnected
+    async def disconnected(call: HubCall) -> None:
+        seen.add(f"disconnected {call.user_id}")
+        if call.user_id == "dave":
+            raise await cancelled_elsewhere()
+
+    with caplog.at_level(logging.ERROR, logger="signalr_asgi_auth.hubs"):
+        async with serving(emulator, emulator_url, hub) as (auth, context, http):
+            async with json_client(http, emulator_url, context, "ann") as ann:
+                assert await invoke(ann, "1", "method") == {
+                    "type": 3,
+                    "invocationId": "1",
+                    "error": "An unexpected error occurred invoking 'method' on the server.",
+                }
+                assert await invoke(ann, "2", "add", 2, 3) == {
+                    "type": 3,
+                    "invocationId": "2",
+                    "result": 5,
+                }
+                await ann.send(
+                    {"type": 4, "invocationId": "3", "target": "stream", "arguments": []}
+                )
+                assert await ann.receive() == {"type": 2, "invocationId": "3", "item": 1}
+                assert await ann.receive() == {
+                    "type": 3,
+                    "invocationId": "3",
+                    "error": "An error occurred on the server while streaming results.",
+                }
+            async with json_client(http, emulator_url, context, "carol") as carol:
+                closed = await carol.receive()
+                assert (closed["type"], closed["error"]) == (7, "Connection closed with an error.")
+            async with json_client(http, emulator_url, context, "dave"):
+                pass
+            await wait_until(lambda: "disconnected dave" in seen.items)
+            async with json_client(http, emulator_url, context, "bob") as bob:
+                assert (await invoke(bob, "1", "add", 1, 1))["result"] == 2
+            assert auth.health()["status"] == "ok"
+    failures = [r for r in caplog.records if r.exc_info and r.name == "signalr_asgi_auth.hubs"]
+    assert len(failures) == 4  # the method, the stream, on_connected and on_disconnected

@@ -228,6 +228,15 @@ class HubConnections:
     # -- ServiceEvents: what the pool calls, on a read loop -----------------------------------
 
     async def client_opened(self, server_connection_id: str, message: OpenConnection) -> None:
+        if message.connection_id in self._sessions:
+            # As .NET's client connection manager: the connection already here stays.
+            logger.warning(
+                "Hub %r: SignalR Service opened client %s again while it is connected; the "
+                "second OpenConnection is ignored",
+                self._hub.name,
+                short(message.connection_id),
+            )
+            return
         self._sessions[message.connection_id] = _Session(
             server_connection_id, message, anyio.current_time()
         )

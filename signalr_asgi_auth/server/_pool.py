@@ -211,10 +211,17 @@ class ServerConnectionPool:
     # -- what connections tell the pool ------------------------------------------------------
 
     def client_opened(self, client: str, connection: ServerConnection) -> None:
-        self._routes[client] = connection
+        # A second OpenConnection for a client still here keeps the first (the hub layer does too).
+        self._routes.setdefault(client, connection)
 
     def client_closed(self, client: str) -> None:
         self._routes.pop(client, None)
+
+    def _forget(self, client: str) -> None:
+        """The app closed ``client`` itself: the service sends no CloseConnection back then."""
+        carrying = self._routes.pop(client, None)
+        if carrying is not None:
+            carrying.clients.pop(client, None)
 
     async def connection_lost(self, connection: ServerConnection, reason: str) -> None:
         """A connection that was up has ended: its clients and pending acks are gone."""
@@ -287,6 +294,13 @@ class ServerConnectionPool:
     # -- sending -----------------------------------------------------------------------------
 
     async def send(self, message: ServiceMessage, *, client: str | None = None) -> None:
+        try:
+            await self._send(message, client)
+        finally:
+            if isinstance(message, CloseConnection):
+                self._forget(message.connection_id)
+
+    async def _send(self, message: ServiceMessage, client: str | None) -> None:
         tried: set[str] = set()
         while True:
             connection = self._pick(client, tried)
@@ -380,6 +394,7 @@ class ServerConnectionPool:
             "connections": self.count,
             "up": self.up,
             "on_demand": len(self._on_demand),
+            "clients": len(self._routes),
             "reconnects": self.reconnects,
             "lost": self.lost,
             "consecutive_failures": self._prober.failures,

@@ -89,15 +89,15 @@ def chat_hub(seen: Seen | None = None, **options: Any) -> Hub:
 
 
 @asynccontextmanager
-async def _socket(
+async def raw_client(
     http: httpx2.AsyncClient,
     url: str,
     signer: SignalRContext,
     user: str,
-    claims: Mapping[str, str] | None,
+    claims: Mapping[str, str] | None = None,
 ) -> AsyncIterator[HubSocket]:
     """A socket to the resource at ``url`` with a token ``signer`` made for it, before its
-    handshake."""
+    handshake (the hostile crowd's clients send what they like)."""
     token = await signer.client_token("chat", user_id=user, claims=claims)
     connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
     async with hub_socket(http, url, token, connection_token=connection_token) as ws:
@@ -114,7 +114,7 @@ async def json_client(
     claims: Mapping[str, str] | None = None,
 ) -> AsyncIterator[HubSocket]:
     """A JSON client of the resource at ``url``, with a token ``signer`` made for it."""
-    async with _socket(http, url, signer, user, claims) as ws:
+    async with raw_client(http, url, signer, user, claims) as ws:
         assert await ws.handshake() == {}
         yield ws
 
@@ -124,7 +124,7 @@ async def msgpack_client(
     http: httpx2.AsyncClient, url: str, signer: SignalRContext, user: str
 ) -> AsyncIterator[MessagePackHubSocket]:
     """A MessagePack client of the resource at ``url``, with a token ``signer`` made for it."""
-    async with _socket(http, url, signer, user, None) as raw:
+    async with raw_client(http, url, signer, user, None) as raw:
         ws = MessagePackHubSocket(raw.session)
         assert await ws.handshake() == {}
         yield ws

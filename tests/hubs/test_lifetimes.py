@@ -17,12 +17,13 @@ import pytest
 
 from signalr_asgi_auth import SignalRAuth, SignalRContext
 from signalr_asgi_auth.emulator import Emulator
-from signalr_asgi_auth.hubs import Hub, HubCall
+from signalr_asgi_auth.hubs import Hub, HubCall, HubMethodError
+from signalr_asgi_auth.protocol import Ext, OpenConnection, frame_service_message
 
 from ..emulator.helpers import TIMEOUT
 from ..emulator.hub_client import HubSocket
 from ..support import auth_for, principal_with_role, wait_until
-from .chat import Seen, json_client
+from .chat import Seen, json_client, raw_client
 
 pytestmark = pytest.mark.anyio
 
@@ -207,3 +208,81 @@ async def test_a_cancellation_raised_by_user_code_fails_that_call_alone(
             assert auth.health()["status"] == "ok"
     failures = [r for r in caplog.records if r.exc_info and r.name == "signalr_asgi_auth.hubs"]
     assert len(failures) == 4  # the method, the stream, on_connected and on_disconnected
+
+
+def clients_routed(auth: SignalRAuth) -> int:
+    clients: int = auth.health()["server_connections"]["chat"]["clients"]
+    return clients
+
+
+async def test_clients_the_app_closes_are_forgotten(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    """Handshake refused, the client's own Close, a protocol error, a close from on_connected:
+    the service sends no CloseConnection back for these, so the app must forget them itself."""
+    hub = Hub("chat")
+
+    @hub.on_connected
+    async def connected(call: HubCall) -> None:
+        if call.user_id == "mallory":
+            raise HubMethodError("Not you.")  # noqa: EM101
+
+    async with serving(emulator, emulator_url, hub) as (auth, context, http):
+        async with json_client(http, emulator_url, context, "ann"):
+            await wait_until(lambda: clients_routed(auth) == 1)
+            for n in range(5):
+                async with raw_client(http, emulator_url, context, f"refused{n}") as ws:
+                    assert "error" in await ws.handshake(protocol="xml")
+                async with json_client(http, emulator_url, context, f"leaver{n}") as ws:
+                    await ws.send({"type": 7})
+                async with json_client(http, emulator_url, context, f"garbled{n}") as ws:
+                    await ws.session.send_text("{not json\x1e")
+                    assert (await ws.receive())["type"] == 7
+                async with json_client(http, emulator_url, context, "mallory") as ws:
+                    assert await ws.receive() == {"type": 7, "error": "Not you."}
+            await wait_until(lambda: len(emulator.connections) == 1)
+            await wait_until(lambda: clients_routed(auth) == 1)
+            assert hub.running()[0].clients == 1
+        await wait_until(lambda: clients_routed(auth) == 0)
+        assert hub.running()[0].clients == 0
+
+
+async def test_a_second_open_connection_for_a_live_client_is_ignored_and_logged(
+    emulator: Emulator,
+    emulator_url: str,
+    app_service_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen = Seen()
+    hub = Hub("chat")
+
+    @hub.on("whoami")
+    async def whoami(call: HubCall) -> str | None:
+        return call.user_id
+
+    @hub.on_connected
+    async def connected(call: HubCall) -> None:
+        seen.add(f"connected {call.user_id} {call.connection_id}")
+
+    @hub.on_disconnected
+    async def disconnected(call: HubCall) -> None:
+        seen.add(f"disconnected {call.user_id}")
+
+    async with serving(emulator, emulator_url, hub) as (auth, context, http):
+        async with json_client(http, emulator_url, context, "ann") as ann:
+            await wait_until(lambda: len(seen.items) == 1)
+            connection_id = seen.items[0].split()[-1]
+            [server] = emulator.server_connections
+            again = OpenConnection(
+                connection_id, (("asrs.s.uid", "mallory"),), {}, "", Ext(protocol="json")
+            )
+            with caplog.at_level(logging.WARNING, logger="signalr_asgi_auth.hubs"):
+                assert server.send(frame_service_message(again))
+                assert (await invoke(ann, "1", "whoami"))["result"] == "ann"
+            [warning] = [r for r in caplog.records if r.name == "signalr_asgi_auth.hubs"]
+            assert warning.levelno == logging.WARNING
+            assert connection_id in warning.getMessage()
+            assert "mallory" not in warning.getMessage()
+        await wait_until(lambda: "disconnected ann" in seen.items)
+        await wait_until(lambda: clients_routed(auth) == 0)
+    assert [s.split()[:2] for s in seen.items] == [["connected", "ann"], ["disconnected", "ann"]]

@@ -8,6 +8,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, Final, TypeVar
 
+from anyio import CapacityLimiter
+from anyio.lowlevel import RunVar
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -64,6 +66,9 @@ class Hub:
     ``max_receive_message_size`` is the largest hub message a client may send in Default mode
     (ASP.NET Core's ``MaximumReceiveMessageSize``): a client that sends a larger one is closed
     with a reason, alone.
+    ``worker_threads`` is how many sync handlers of this hub may run at once, each in a worker
+    thread; they wait for one beyond that. The hub's threads are its own: anyio's default
+    limiter (40), which the library's sync credentials use, stays free for the Entra token.
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class Hub:
         keep_alive_interval: float | timedelta = 15.0,
         handshake_timeout: float | timedelta = 15.0,
         max_receive_message_size: int = DEFAULT_MAX_RECEIVE_MESSAGE_SIZE,
+        worker_threads: int = 40,
     ) -> None:
         try:
             prefixed_hub(name, None)
@@ -88,6 +94,9 @@ class Hub:
             handshake_timeout, name="handshake_timeout", maximum=3600
         )
         self.max_receive_message_size = _message_size(max_receive_message_size)
+        self.worker_threads = _worker_threads(worker_threads)
+        # One limiter per event loop, as anyio keeps its default one.
+        self._threads: RunVar[CapacityLimiter] = RunVar(f"Hub[{name}].worker_threads")
         self._methods: dict[str, HubMethod] = {}
         self.connected_handler: Callable[..., Any] | None = None
         self.disconnected_handler: tuple[Callable[..., Any], bool] | None = None
@@ -138,6 +147,15 @@ class Hub:
 
     def protocol(self, name: str) -> HubProtocol | None:
         return self._protocols.get(name.lower())
+
+    def thread_limiter(self) -> CapacityLimiter:
+        """What the hub's sync handlers run under, in the running event loop."""
+        try:
+            return self._threads.get()
+        except LookupError:
+            limiter = CapacityLimiter(self.worker_threads)
+            self._threads.set(limiter)
+            return limiter
 
     def method(self, name: str) -> HubMethod | None:
         return self._methods.get(name.lower()) if isinstance(name, str) else None
@@ -273,3 +291,10 @@ def _message_size(value: object) -> int:
         f"{_MAX_RECEIVE_MESSAGE_SIZE}, got {shown(value)}."
     )
     raise ConfigurationError(msg)
+
+
+def _worker_threads(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        msg = f"worker_threads must be a whole number from 1 to 1000, not {shown(value)}."
+        raise ConfigurationError(msg)
+    return value

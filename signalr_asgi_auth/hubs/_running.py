@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import anyio
 import anyio.to_thread
+from anyio import CapacityLimiter
 
 from .._upstream import HubMethodError
 from ._methods import HubMethod, short
@@ -70,21 +71,29 @@ def owned_cancellation() -> Iterator[None]:
         raise ForeignCancellation(msg) from exc
 
 
-async def run_handler(function: Callable[..., Any], *args: Any) -> Any:
-    """A user function, async or sync (a sync one runs in a worker thread)."""
+async def run_handler(
+    function: Callable[..., Any], *args: Any, limiter: CapacityLimiter | None = None
+) -> Any:
+    """A user function, async or sync (a sync one runs in a worker thread, under ``limiter``)."""
     with owned_cancellation():
         if inspect.iscoroutinefunction(function):
             return await function(*args)
-        return await anyio.to_thread.run_sync(partial(function, *args))
+        return await anyio.to_thread.run_sync(partial(function, *args), limiter=limiter)
 
 
 async def call_method(
-    method: HubMethod, hub: str, target: str, call: object, arguments: Sequence[Any]
+    method: HubMethod,
+    hub: str,
+    target: str,
+    call: object,
+    arguments: Sequence[Any],
+    *,
+    limiter: CapacityLimiter | None = None,
 ) -> tuple[Any, str | None]:
     """``(result, None)``, or ``(None, error)`` for the client: a :class:`HubMethodError`'s
     message, or the generic error for anything else (logged once, with its traceback)."""
     try:
-        return await run_handler(method.function, call, *arguments), None
+        return await run_handler(method.function, call, *arguments, limiter=limiter), None
     except HubMethodError as exc:
         return None, str(exc)
     except Exception:

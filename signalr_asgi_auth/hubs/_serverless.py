@@ -126,11 +126,11 @@ async def _connection_event(hub: Hub, call: HubCall, upstream: UpstreamRequest) 
     try:
         if upstream.event == "connected":
             if hub.connected_handler is not None:
-                await run_handler(hub.connected_handler, call)
+                await run_handler(hub.connected_handler, call, limiter=hub.thread_limiter())
         elif hub.disconnected_handler is not None:
             function, takes_error = hub.disconnected_handler
             args = (call, upstream.error) if takes_error else (call,)
-            await run_handler(function, *args)
+            await run_handler(function, *args, limiter=hub.thread_limiter())
     except Exception:  # the service cannot act on a failed event: log it
         logger.exception("%s of hub %r failed", f"on_{upstream.event}", hub.name)
 
@@ -142,7 +142,12 @@ async def _invocation(hub: Hub, call: HubCall, upstream: UpstreamRequest) -> Res
         error = NO_STREAMING.format(target=upstream.event)
     if error is None and method is not None:
         result, error = await call_method(
-            method, hub.name, upstream.event, call, upstream.arguments
+            method,
+            hub.name,
+            upstream.event,
+            call,
+            upstream.arguments,
+            limiter=hub.thread_limiter(),
         )
         if error is None:
             return upstream_response(upstream, result)

@@ -439,7 +439,12 @@ class HubConnections:
     ) -> None:
         call = self._call(session, message.invocation_id)
         result, error = await call_method(
-            method, self._hub.name, message.target, call, message.arguments
+            method,
+            self._hub.name,
+            message.target,
+            call,
+            message.arguments,
+            limiter=self._hub.thread_limiter(),
         )
         if message.invocation_id is not None and not session.ended:
             await self._complete(session, message.invocation_id, result=result, error=error)
@@ -501,7 +506,7 @@ class HubConnections:
         if handler is None or session.ended:
             return
         try:
-            await run_handler(handler, self._call(session))
+            await run_handler(handler, self._call(session), limiter=self._hub.thread_limiter())
         except Exception as exc:
             # As ASP.NET Core: a client refused in on_connected never connected, so no
             # on_disconnected follows.
@@ -517,11 +522,9 @@ class HubConnections:
         if handler is None:
             return
         function, takes_error = handler
-        call = self._call(session)
+        args = (self._call(session), error) if takes_error else (self._call(session),)
         try:
-            await (
-                run_handler(function, call, error) if takes_error else run_handler(function, call)
-            )
+            await run_handler(function, *args, limiter=self._hub.thread_limiter())
         except NotReadyError as exc:
             # Clients leave in a crowd when the service connection drops or the app stops; a
             # send from here then has nowhere to go, which is no bug of the handler's.

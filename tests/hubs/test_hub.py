@@ -70,6 +70,12 @@ def no_call_but_call(call: HubCall) -> None:
     return None
 
 
+@pytest.mark.parametrize("threads", [0, -1, 1001, 2.5, True, "8"])
+def test_worker_threads_is_a_whole_number(threads: object) -> None:
+    with pytest.raises(ConfigurationError, match="worker_threads must be a whole number"):
+        Hub("chat", worker_threads=threads)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("register", "function", "message"),
     [

@@ -74,11 +74,16 @@ def owned_cancellation() -> Iterator[None]:
 async def run_handler(
     function: Callable[..., Any], *args: Any, limiter: CapacityLimiter | None = None
 ) -> Any:
-    """A user function, async or sync (a sync one runs in a worker thread, under ``limiter``)."""
+    """A user function, async or sync (a sync one runs in a worker thread, under ``limiter``).
+
+    A sync one is abandoned when the hub stops (its thread runs to its end; nothing waits for
+    it), so that one slow handler cannot hold the app's shutdown."""
     with owned_cancellation():
         if inspect.iscoroutinefunction(function):
             return await function(*args)
-        return await anyio.to_thread.run_sync(partial(function, *args), limiter=limiter)
+        return await anyio.to_thread.run_sync(
+            partial(function, *args), abandon_on_cancel=True, limiter=limiter
+        )
 
 
 async def call_method(

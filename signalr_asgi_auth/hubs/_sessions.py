@@ -62,7 +62,7 @@ from ..protocol import (
     handshake_response,
     parse_handshake_request,
 )
-from ..server import ServerConnections
+from ..server import HUB_STOP_TIMEOUT, ServerConnections
 from ._call import Details, HubCall, claims_of, headers_of, query_of
 from ._clients import Audience
 from ._everywhere import send_everywhere
@@ -84,6 +84,7 @@ _MAX_ROUTED: Final = 10_000
 _PINGS_PER_MESSAGE: Final = 1000
 _VERSIONS: Final = range(1, 3)  # the JSON hub protocol's 2 only adds stateful reconnect's acks
 _DELIVERY_ERRORS: Final = (SignalRAuthError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+_STOPPING: Final = "The app server is stopping."
 
 
 class _Session:
@@ -95,6 +96,7 @@ class _Session:
         "connection_id",
         "ended",
         "handshake",
+        "idle",
         "jobs",
         "opened",
         "opened_at",
@@ -119,6 +121,7 @@ class _Session:
         self.partial: bytearray | None = None
         self.jobs: deque[Callable[[], Awaitable[None]]] | None = None
         self.busy = False
+        self.idle: anyio.Event | None = None  # set when busy ends, for on_disconnected to wait
         self.connected = False
         self.ended = False
         self.streams: dict[str, anyio.CancelScope] | None = None
@@ -149,7 +152,8 @@ class HubConnections:
         self._pending: dict[str, _PendingResult] = {}
         self._routed: dict[str, tuple[str, str]] = {}
         self._invocation_ids = itertools.count(1)
-        self._task_group: TaskGroup | None = None
+        self._calls: TaskGroup | None = None
+        self._farewells: TaskGroup | None = None
         self._pings = {p.name: p.write(HubPing()) for p in hub.protocols}
 
     def __repr__(self) -> str:
@@ -183,22 +187,50 @@ class HubConnections:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run handlers and the ping timer until cancelled (``SignalRAuth`` starts this in its
-        task group before the pool opens its connections)."""
-        async with anyio.create_task_group() as task_group:
-            self._task_group = task_group
-            task_group.start_soon(self._keep_alive, name=f"hub {self._hub.name}: pings")
-            task_status.started()
+        task group before the pool opens its connections, and cancels it after the pool
+        stopped); then end every client within :data:`HUB_STOP_TIMEOUT` (see :meth:`_serve`)."""
+        stopping = anyio.Event()
+        try:
+            async with anyio.create_task_group() as host:
+                await host.start(self._serve, stopping)
+                task_status.started()
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    stopping.set()
+        finally:
+            self._hub.detach(self)
+
+    async def _serve(
+        self, stopping: anyio.Event, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The clients' calls, streams and pings in one task group; their ``on_disconnected`` in
+        another, which outlives the first at the app's stop: shielded from the stop, the calls
+        are cancelled (a sync one is abandoned to its thread) and every client still here ends,
+        so that each connected client's ``on_disconnected`` runs, all within the deadline."""
+        with anyio.CancelScope(shield=True) as shield:
             try:
-                await anyio.sleep_forever()
+                async with anyio.create_task_group() as farewells:
+                    self._farewells = farewells
+                    async with anyio.create_task_group() as calls:
+                        self._calls = calls
+                        calls.start_soon(self._keep_alive, name=f"hub {self._hub.name}: pings")
+                        task_status.started()
+                        await stopping.wait()
+                        shield.deadline = anyio.current_time() + HUB_STOP_TIMEOUT
+                        calls.cancel_scope.cancel()
+                    self._calls = None
+                    for session in list(self._sessions.values()):
+                        del self._sessions[session.connection_id]
+                        self._ended(session, _STOPPING)
             finally:
-                self._task_group = None
-                self._hub.detach(self)
+                self._calls = self._farewells = None
 
     def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-        if self._task_group is None:
+        if self._calls is None:
             msg = f"Hub {self._hub.name!r} is not running: its run() task was not started."
             raise RuntimeError(msg)
-        self._task_group.start_soon(function, *args)
+        self._calls.start_soon(function, *args)
 
     def _enqueue(self, session: _Session, job: Callable[[], Awaitable[None]]) -> bool:
         """Run ``job`` after the client's earlier ones; ``False`` when too many are waiting."""
@@ -214,16 +246,20 @@ class HubConnections:
         return True
 
     async def _drain(self, session: _Session, job: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            try:
-                await job()
-            except Exception:  # a bug here must not end every client's task group
-                logger.exception("Hub %r failed handling a client's message", self._hub.name)
-            if not session.jobs:
-                session.busy = False
-                session.jobs = None
-                return
-            job = session.jobs.popleft()
+        try:
+            while True:
+                try:
+                    await job()
+                except Exception:  # a bug here must not end every client's task group
+                    logger.exception("Hub %r failed handling a client's message", self._hub.name)
+                if not session.jobs:
+                    return
+                job = session.jobs.popleft()
+        finally:
+            session.busy = False
+            session.jobs = None
+            if session.idle is not None:
+                session.idle.set()
 
     # -- ServiceEvents: what the pool calls, on a read loop -----------------------------------
 
@@ -542,12 +578,17 @@ class HubConnections:
             if pending.connection_id == session.connection_id:
                 pending.resolve(None, gone)
         session.jobs = None  # what it asked for no longer matters
-        if session.connected and self._hub.disconnected_handler is not None:
-            job = partial(self._on_disconnected, session, error)
-            if session.busy:
-                session.jobs = deque([job])
-            else:
-                self._enqueue(session, job)
+        if session.connected and self._hub.disconnected_handler and self._farewells is not None:
+            self._farewells.start_soon(self._farewell, session, error)
+
+    async def _farewell(self, session: _Session, error: str | None) -> None:
+        """``on_disconnected`` once the call the client started last is over (ASP.NET Core runs
+        it when the client's dispatch loop ends), in a task group that the stop does not cut."""
+        if session.busy:
+            if session.idle is None:
+                session.idle = anyio.Event()
+            await session.idle.wait()
+        await self._on_disconnected(session, error)
 
     # -- writing to clients ---------------------------------------------------------------------
 

@@ -8,12 +8,13 @@ Azure/azure-signalr snapshot 31686ed7 (2024-03-22); ``docs/design/default-mode.m
 """
 
 from ._connection import ConnectionTimings
-from ._pool import STOP_TIMEOUT, ServerConnectionPool
+from ._pool import HUB_STOP_TIMEOUT, STOP_TIMEOUT, ServerConnectionPool
 from ._pools import ServerConnectionPools, check_server_hubs
 from ._seams import ClientMessage, ServerConnections, ServerHub, ServiceEvents
 from ._server_identity import ServerAuthorization, server_id, user_agent
 
 __all__ = [
+    "HUB_STOP_TIMEOUT",
     "STOP_TIMEOUT",
     "ClientMessage",
     "ConnectionTimings",

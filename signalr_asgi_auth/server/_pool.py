@@ -30,12 +30,15 @@ from ._prober import Prober
 from ._seams import ClientMessage, ServiceEvents
 from ._server_identity import ServerAuthorization, server_id
 
-__all__ = ["STOP_TIMEOUT", "ServerConnectionPool"]
+__all__ = ["HUB_STOP_TIMEOUT", "STOP_TIMEOUT", "ServerConnectionPool"]
 
 logger = logging.getLogger("signalr_asgi_auth.server")
 
 STOP_TIMEOUT: Final = 5.0
 """The whole graceful stop, every pool at once, takes at most this long."""
+HUB_STOP_TIMEOUT: Final = 1.0
+"""Of :data:`STOP_TIMEOUT`, what the hub layers get after the pools stopped: their clients' calls
+end and their disconnect events run (``ServiceEvents.run`` is cancelled then)."""
 _FINACK_SHARE: Final = 0.6
 """Of the stop's time, how much may go to waiting for the service's ``finack``."""
 _MAX_RETRY_AFTER: Final = 60.0

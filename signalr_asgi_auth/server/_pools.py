@@ -14,7 +14,7 @@ from .._endpoint import ServiceEndpoint
 from .._errors import ConfigurationError, InvalidInputError, NotReadyError
 from .._names import prefixed_hub
 from .._options import Options
-from ._pool import STOP_TIMEOUT, ServerConnectionPool
+from ._pool import HUB_STOP_TIMEOUT, STOP_TIMEOUT, ServerConnectionPool
 from ._seams import ServerHub, ServiceEvents
 from ._server_identity import ServerAuthorization
 
@@ -125,12 +125,14 @@ class ServerConnectionPools:
         return pool.not_ready()
 
     async def stop(self) -> None:
-        """Stop every pool gracefully, together, within :data:`STOP_TIMEOUT`; then the hub
-        layers and whatever is left."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_TIMEOUT):
+        """Stop every pool gracefully, together, then the hub layers (which take up to
+        :data:`HUB_STOP_TIMEOUT` for their clients' disconnect events): :data:`STOP_TIMEOUT` in
+        all."""
+        within = STOP_TIMEOUT - HUB_STOP_TIMEOUT
+        with anyio.CancelScope(shield=True), anyio.move_on_after(within):
             async with anyio.create_task_group() as tasks:
                 for pool in self.pools.values():
-                    tasks.start_soon(pool.stop, STOP_TIMEOUT)
+                    tasks.start_soon(pool.stop, within)
         if self._scope is not None:
             self._scope.cancel()
 

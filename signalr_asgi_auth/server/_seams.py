@@ -53,7 +53,8 @@ class ServiceEvents(Protocol):
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """The hub layer's own task group (user handlers, streams, pings to clients): started
         with ``task_group.start`` after ``attach`` and before the pool opens its connections,
-        cancelled after the pool stopped."""
+        cancelled after the pool stopped; it may then take up to ``HUB_STOP_TIMEOUT`` to end its
+        clients (their disconnect events)."""
 
     async def client_opened(self, server_connection_id: str, message: OpenConnection) -> None:
         """A client connected, carried by the server connection ``server_connection_id``."""

@@ -1,11 +1,13 @@
 """What a client's invocations, streams and events live as long as, in Default mode against the
 emulator with real WebSocket clients: nothing of a client runs on after it left, a stream id is
 used once at a time, a cancellation raised by user code fails that call alone, a client the app
-closes leaves nothing behind, a second OpenConnection for a live client changes nothing."""
+closes leaves nothing behind, a second OpenConnection for a live client changes nothing, and the
+app's stop ends every client (their on_disconnected run) without waiting for a slow handler."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +16,7 @@ import anyio
 import anyio.lowlevel
 import httpx2
 import pytest
+from anyio.abc import TaskStatus
 
 from signalr_asgi_auth import SignalRAuth, SignalRContext
 from signalr_asgi_auth.emulator import Emulator
@@ -286,3 +289,64 @@ async def test_a_second_open_connection_for_a_live_client_is_ignored_and_logged(
         await wait_until(lambda: "disconnected ann" in seen.items)
         await wait_until(lambda: clients_routed(auth) == 0)
     assert [s.split()[:2] for s in seen.items] == [["connected", "ann"], ["disconnected", "ann"]]
+
+
+async def test_the_apps_stop_waits_for_no_handler_and_runs_every_disconnect_event(
+    emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
+) -> None:
+    """Three clients when the app stops: one in a sync method that will not return soon, one in
+    an async method that never returns, one idle. The stop does not wait for the thread, and
+    on_disconnected runs for each of them."""
+    seen = Seen()
+    release = threading.Event()
+    hub = Hub("chat")
+
+    @hub.on("block")
+    def block(call: HubCall) -> None:  # a worker thread
+        seen.add(f"blocking {call.user_id}")
+        release.wait(timeout=TIMEOUT)
+        seen.add(f"unblocked {call.user_id}")
+
+    @hub.on("busy")
+    async def busy(call: HubCall) -> None:
+        seen.add(f"busy {call.user_id}")
+        await anyio.sleep_forever()
+
+    @hub.on_disconnected
+    def disconnected(call: HubCall) -> None:
+        seen.add(f"disconnected {call.user_id}")
+
+    principal = principal_with_role(emulator, "SignalR App Server")
+    auth = auth_for(emulator, emulator_url, principal, hubs=[hub], server_connection_count=1)
+    stop, stopped = anyio.Event(), anyio.Event()
+    blocked_after_stop: list[bool] = []
+
+    async def serve(*, task_status: TaskStatus[SignalRContext]) -> None:
+        async with auth as context:
+            task_status.started(context)
+            await stop.wait()
+        blocked_after_stop.append("unblocked ann" not in seen.items)
+        stopped.set()
+
+    try:
+        async with httpx2.AsyncClient(timeout=TIMEOUT) as http, anyio.create_task_group() as tasks:
+            context = await tasks.start(serve)
+            async with (
+                json_client(http, emulator_url, context, "ann") as ann,
+                json_client(http, emulator_url, context, "bob") as bob,
+                json_client(http, emulator_url, context, "carol"),
+            ):
+                await ann.send({"type": 1, "invocationId": "1", "target": "block", "arguments": []})
+                await bob.send({"type": 1, "invocationId": "1", "target": "busy", "arguments": []})
+                await wait_until(lambda: {"blocking ann", "busy bob"} <= set(seen.items))
+                stop.set()
+                with anyio.fail_after(TIMEOUT * 2):
+                    await stopped.wait()
+    finally:
+        release.set()
+    assert blocked_after_stop == [True]
+    assert {s for s in seen.items if s.startswith("disconnected")} == {
+        "disconnected ann",
+        "disconnected bob",
+        "disconnected carol",
+    }

@@ -29,9 +29,9 @@ from ._credentials import AnyCredential
 from ._durations import Duration, to_seconds
 from ._endpoint import ServiceEndpoint
 from ._errors import ConfigurationError, NotReadyError
+from ._http_clients import calls_client, check_clients, server_connections_client
 from ._options import Options, OptionsKwargs
 from ._secrets import Secret
-from ._version import __version__
 from .endpoints import (
     Endpoint,
     EndpointConfig,
@@ -54,7 +54,6 @@ __all__ = ["CONNECTION_STRING_VARIABLE", "SignalRAuth"]
 logger = logging.getLogger("signalr_asgi_auth")
 
 CONNECTION_STRING_VARIABLE = "AZURE_SIGNALR_CONNECTION_STRING"
-_USER_AGENT = f"signalr-asgi-auth/{__version__}"
 _CLOSE_TIMEOUT = 5.0
 
 
@@ -68,13 +67,17 @@ class _Runtime:
         self.started_at = options.clock.now()
         self.startup_deadline = self.started_at + options.startup_timeout
         self._owns_http = auth._http_client is None
-        self.http = auth._http_client or httpx2.AsyncClient(
-            headers={"User-Agent": _USER_AGENT}, follow_redirects=False
+        self.http = auth._http_client or calls_client()
+        # Only Default mode has server connections: a client for them only when hubs= is given.
+        self._owns_server_http = auth._server_http_client is None and bool(auth._hubs)
+        self.server_http = auth._server_http_client or (
+            server_connections_client() if auth._hubs else self.http
         )
         self.endpoints = EndpointSet(
             auth._configs,
             options=options,
             http=self.http,
+            server_http=self.server_http,
             hubs=auth._hubs,
             router=auth._router,
             lazy=lazy,
@@ -103,6 +106,8 @@ class _Runtime:
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
             if self._owns_http:
                 await self.http.aclose()
+            if self._owns_server_http:
+                await self.server_http.aclose()
             await self.endpoints.aclose()
 
 
@@ -128,6 +133,7 @@ class SignalRAuth:
         endpoints: Sequence[Endpoint] | None = None,
         router: EndpointRouter | None = None,
         http_client: httpx2.AsyncClient | None = None,
+        server_http_client: httpx2.AsyncClient | None = None,
         hubs: Sequence[ServerHub] = (),
         **options: Unpack[OptionsKwargs],
     ) -> None:
@@ -150,6 +156,7 @@ class SignalRAuth:
             self._setup(
                 configs,
                 http_client=http_client,
+                server_http_client=server_http_client,
                 options=built,
                 hubs=hubs,
                 router=router,
@@ -185,6 +192,7 @@ class SignalRAuth:
         self._setup(
             [config],
             http_client=http_client,
+            server_http_client=server_http_client,
             options=built,
             hubs=hubs,
             router=router,
@@ -196,6 +204,7 @@ class SignalRAuth:
         configs: list[EndpointConfig],
         *,
         http_client: httpx2.AsyncClient | None,
+        server_http_client: httpx2.AsyncClient | None,
         options: Options,
         hubs: Sequence[ServerHub],
         router: EndpointRouter | None,
@@ -207,6 +216,7 @@ class SignalRAuth:
                 f"StickyByUserRouter(), not {type(router).__name__}."
             )
             raise ConfigurationError(msg)
+        check_clients(http_client, server_http_client)
         home = next(config for config in configs if config.type == "primary")
         self.endpoint = home.service
         self.options = options
@@ -215,6 +225,7 @@ class SignalRAuth:
         self._router = router
         self._credential = credential
         self._http_client = http_client
+        self._server_http_client = server_http_client
         self._hubs = check_server_hubs(hubs, options.application_name)
         self._runtime: _Runtime | None = None
         self._stack: AsyncExitStack | None = None
@@ -227,6 +238,7 @@ class SignalRAuth:
         *,
         credential: AnyCredential | None = None,
         http_client: httpx2.AsyncClient | None = None,
+        server_http_client: httpx2.AsyncClient | None = None,
         hubs: Sequence[ServerHub] = (),
         **options: Unpack[OptionsKwargs],
     ) -> SignalRAuth:
@@ -246,6 +258,7 @@ class SignalRAuth:
                     plain=os.environ.get(CONNECTION_STRING_VARIABLE) or None,
                     credential=credential,
                     http_client=http_client,
+                    server_http_client=server_http_client,
                     hubs=hubs,
                     options=options,
                 )
@@ -276,6 +289,7 @@ class SignalRAuth:
         auth._setup(
             [config],
             http_client=http_client,
+            server_http_client=server_http_client,
             options=built,
             hubs=hubs,
             router=None,
@@ -291,6 +305,7 @@ class SignalRAuth:
         credential: AnyCredential | None = None,
         router: EndpointRouter | None = None,
         http_client: httpx2.AsyncClient | None = None,
+        server_http_client: httpx2.AsyncClient | None = None,
         hubs: Sequence[ServerHub] = (),
         **options: Unpack[OptionsKwargs],
     ) -> SignalRAuth:
@@ -335,6 +350,7 @@ class SignalRAuth:
             plain=plain,
             credential=credential,
             http_client=http_client,
+            server_http_client=server_http_client,
             hubs=hubs,
             options=options,
             router=router,
@@ -348,6 +364,7 @@ class SignalRAuth:
         plain: str | None,
         credential: AnyCredential | None,
         http_client: httpx2.AsyncClient | None,
+        server_http_client: httpx2.AsyncClient | None,
         hubs: Sequence[ServerHub],
         options: OptionsKwargs,
         router: EndpointRouter | None = None,
@@ -367,6 +384,7 @@ class SignalRAuth:
         auth._setup(
             configs,
             http_client=http_client,
+            server_http_client=server_http_client,
             options=built,
             hubs=hubs,
             router=router,

@@ -68,6 +68,7 @@ class EndpointRuntime:
         *,
         options: Options,
         http: httpx2.AsyncClient,
+        server_http: httpx2.AsyncClient,
         identities: SharedIdentities,
         hubs: Sequence[ServerHub],
     ) -> None:
@@ -81,6 +82,7 @@ class EndpointRuntime:
         )
         self._options = options
         self._http = http
+        self._server_http = server_http
         self.hubs = HubAddresses(config.service, options.application_name)
         self.entra: EntraTokenKeeper | None = None
         self.adapter: CredentialAdapter | None = None
@@ -137,7 +139,7 @@ class EndpointRuntime:
                 endpoint=self.config.service,
                 authorization=authorization,
                 options=self._options,
-                http=self._http,
+                http=self._server_http,
             )
 
     # -- lifetime -------------------------------------------------------------------------------
@@ -368,12 +370,15 @@ class EndpointSet:
         *,
         options: Options,
         http: httpx2.AsyncClient,
+        server_http: httpx2.AsyncClient | None = None,
         hubs: Sequence[ServerHub] = (),
         router: EndpointRouter | None = None,
         lazy: bool = False,
     ) -> None:
         self._options = options
         self._http = http
+        self._server_http = server_http or http
+        """Server connections' own client (``_http_clients.py``): never the calls' pool."""
         self._hubs = hubs
         self._default = DefaultRouter()
         self.router: EndpointRouter = router or self._default
@@ -399,6 +404,7 @@ class EndpointSet:
             config,
             options=self._options,
             http=self._http,
+            server_http=self._server_http,
             identities=self.identities,
             hubs=self._hubs,
         )

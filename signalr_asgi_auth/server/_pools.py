@@ -55,8 +55,9 @@ def check_server_hubs(hubs: object, application_name: str | None) -> tuple[Serve
 class ServerConnectionPools:
     """One :class:`ServerConnectionPool` per hub.
 
-    Their WebSockets go through the app's HTTP client (``http_client=``, or the one the library
-    makes), so that its proxy and TLS settings apply; each holds one of its connections.
+    Their WebSockets go through ``http``, a client of their own (``server_http_client=``, or one
+    the library makes: ``_http_clients.py``), since each holds one of its connections for as long
+    as it lives.
     """
 
     def __init__(

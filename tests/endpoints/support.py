@@ -44,12 +44,12 @@ class FastClock:
 
 
 @contextmanager
-def served(count: int) -> Iterator[list[tuple[Emulator, str]]]:
+def served(count: int, service_mode: str = "serverless") -> Iterator[list[tuple[Emulator, str]]]:
     """``count`` emulators, each its own resource with its own keys, on their own ports."""
     with ExitStack() as stack:
         pairs = []
         for _ in range(count):
-            emulator = Emulator()
+            emulator = Emulator(service_mode=service_mode)
             pairs.append((emulator, stack.enter_context(serve_in_thread(emulator.app))))
         yield pairs
 

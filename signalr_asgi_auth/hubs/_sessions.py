@@ -289,13 +289,12 @@ class HubConnections:
             if held > self._held_limit(session):
                 await self._too_large(session)
                 return
+            if session.partial is None:
+                session.partial = bytearray()
+            session.partial += data
             if message.ext.is_partial:
-                if session.partial is None:
-                    session.partial = bytearray()
-                session.partial += data
                 return
-            if session.partial is not None:
-                data, session.partial = bytes(session.partial + data), None
+            data, session.partial = bytes(session.partial), None
         if message.ext.data_message_type == DataMessageType.CLOSE:
             return  # the client's Close kept for stateful reconnect; CloseConnection follows
         if session.reader is None:

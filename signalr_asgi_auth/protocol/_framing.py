@@ -130,7 +130,7 @@ class FrameReader:
             end = len(data)
             first = data[0]
             if first < 0x80:
-                if first + 1 == end:
+                if first + 1 == end and first <= self._max_message_size:
                     return [data[1:]]
             elif end > 1 and data[1] < 0x80:
                 size = (first & 0x7F) | (data[1] << 7)

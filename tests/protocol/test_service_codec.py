@@ -485,3 +485,10 @@ def test_threads_write_and_read_at_once() -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_a_small_limit_holds_for_a_whole_message_in_one_piece() -> None:
+    """A limit under 128 bytes holds for a message with a one-byte prefix that arrives whole."""
+    with pytest.raises(ProtocolError, match="120 bytes is over the limit of 100"):
+        FrameReader(max_message_size=100).feed(size_prefix(120) + b"x" * 120)
+    assert FrameReader(max_message_size=100).feed(size_prefix(100) + b"x" * 100) == [b"x" * 100]

@@ -3,8 +3,8 @@ connections.
 
 Per client a small session: the handshake (buffered until complete), then its hub protocol's
 reader. What arrives is handled on the server connection's read loop, in order, without waiting
-for the service: user code runs in tasks of this layer's own task group, one invocation at a time
-per client (as ASP.NET Core's default), streams beside them. One timer pings every client.
+for the service: user code runs in this layer's own tasks (``_client_tasks.py``), one invocation at
+a time per client (as ASP.NET Core's default), streams beside them. One timer pings every client.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 
 from .._errors import InvalidInputError, NotReadyError, ServiceError, SignalRAuthError
 from .._upstream import HubMethodError
@@ -62,8 +62,9 @@ from ..protocol import (
     handshake_response,
     parse_handshake_request,
 )
-from ..server import HUB_STOP_TIMEOUT, ServerConnections
+from ..server import ServerConnections
 from ._call import Details, HubCall, claims_of, headers_of, query_of
+from ._client_tasks import ClientTasks, Job
 from ._clients import Audience
 from ._everywhere import send_everywhere
 from ._methods import HubMethod, refusal, short
@@ -79,7 +80,6 @@ logger = logging.getLogger("signalr_asgi_auth.hubs")
 STREAM_ERROR: Final = "An error occurred on the server while streaming results."
 _NOT_WRITABLE: Final = "The server's result could not be written in the client's protocol."
 _MAX_HANDSHAKE: Final = 64 * 1024
-_MAX_QUEUED: Final = 64  # invocations of one client waiting behind a running one
 _MAX_ROUTED: Final = 10_000
 _PINGS_PER_MESSAGE: Final = 1000
 _VERSIONS: Final = range(1, 3)  # the JSON hub protocol's 2 only adds stateful reconnect's acks
@@ -119,7 +119,7 @@ class _Session:
         self.protocol: HubProtocol | None = None
         self.reader: HubMessageReader | None = None
         self.partial: bytearray | None = None
-        self.jobs: deque[Callable[[], Awaitable[None]]] | None = None
+        self.jobs: deque[Job] | None = None
         self.busy = False
         self.idle: anyio.Event | None = None  # set when busy ends, for on_disconnected to wait
         self.connected = False
@@ -152,8 +152,7 @@ class HubConnections:
         self._pending: dict[str, _PendingResult] = {}
         self._routed: dict[str, tuple[str, str]] = {}
         self._invocation_ids = itertools.count(1)
-        self._calls: TaskGroup | None = None
-        self._farewells: TaskGroup | None = None
+        self._tasks = ClientTasks(hub.name)
         self._pings = {p.name: p.write(HubPing()) for p in hub.protocols}
 
     def __repr__(self) -> str:
@@ -188,78 +187,20 @@ class HubConnections:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run handlers and the ping timer until cancelled (``SignalRAuth`` starts this in its
         task group before the pool opens its connections, and cancels it after the pool
-        stopped); then end every client within :data:`HUB_STOP_TIMEOUT` (see :meth:`_serve`)."""
-        stopping = anyio.Event()
+        stopped); then end every client, their ``on_disconnected`` included, within
+        ``HUB_STOP_TIMEOUT`` (see :class:`ClientTasks`)."""
         try:
-            async with anyio.create_task_group() as host:
-                await host.start(self._serve, stopping)
-                task_status.started()
-                try:
-                    await anyio.sleep_forever()
-                finally:
-                    stopping.set()
+            await self._tasks.run(self._keep_alive, self._end_every_client, task_status=task_status)
         finally:
             self._hub.detach(self)
 
-    async def _serve(
-        self, stopping: anyio.Event, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """The clients' calls, streams and pings in one task group; their ``on_disconnected`` in
-        another, which outlives the first at the app's stop: shielded from the stop, the calls
-        are cancelled (a sync one is abandoned to its thread) and every client still here ends,
-        so that each connected client's ``on_disconnected`` runs, all within the deadline."""
-        with anyio.CancelScope(shield=True) as shield:
-            try:
-                async with anyio.create_task_group() as farewells:
-                    self._farewells = farewells
-                    async with anyio.create_task_group() as calls:
-                        self._calls = calls
-                        calls.start_soon(self._keep_alive, name=f"hub {self._hub.name}: pings")
-                        task_status.started()
-                        await stopping.wait()
-                        shield.deadline = anyio.current_time() + HUB_STOP_TIMEOUT
-                        calls.cancel_scope.cancel()
-                    self._calls = None
-                    for session in list(self._sessions.values()):
-                        del self._sessions[session.connection_id]
-                        self._ended(session, _STOPPING)
-            finally:
-                self._calls = self._farewells = None
+    def _end_every_client(self) -> None:
+        for session in list(self._sessions.values()):
+            del self._sessions[session.connection_id]
+            self._ended(session, _STOPPING)
 
-    def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-        if self._calls is None:
-            msg = f"Hub {self._hub.name!r} is not running: its run() task was not started."
-            raise RuntimeError(msg)
-        self._calls.start_soon(function, *args)
-
-    def _enqueue(self, session: _Session, job: Callable[[], Awaitable[None]]) -> bool:
-        """Run ``job`` after the client's earlier ones; ``False`` when too many are waiting."""
-        if not session.busy:
-            session.busy = True
-            self._spawn(self._drain, session, job)
-            return True
-        if session.jobs is None:
-            session.jobs = deque()
-        if len(session.jobs) >= _MAX_QUEUED:
-            return False
-        session.jobs.append(job)
-        return True
-
-    async def _drain(self, session: _Session, job: Callable[[], Awaitable[None]]) -> None:
-        try:
-            while True:
-                try:
-                    await job()
-                except Exception:  # a bug here must not end every client's task group
-                    logger.exception("Hub %r failed handling a client's message", self._hub.name)
-                if not session.jobs:
-                    return
-                job = session.jobs.popleft()
-        finally:
-            session.busy = False
-            session.jobs = None
-            if session.idle is not None:
-                session.idle.set()
+    def _enqueue(self, session: _Session, job: Job) -> bool:
+        return self._tasks.enqueue(session, job)
 
     # -- ServiceEvents: what the pool calls, on a read loop -----------------------------------
 
@@ -501,7 +442,7 @@ class HubConnections:
             await self._complete(session, invocation_id, error=error)
             return
         scope = session.streams[invocation_id] = anyio.CancelScope()
-        self._spawn(self._stream, session, message, method, scope)
+        self._tasks.spawn(self._stream, session, message, method, scope)
 
     async def _stream(
         self,
@@ -577,17 +518,8 @@ class HubConnections:
             if pending.connection_id == session.connection_id:
                 pending.resolve(None, gone)
         session.jobs = None  # what it asked for no longer matters
-        if session.connected and self._hub.disconnected_handler and self._farewells is not None:
-            self._farewells.start_soon(self._farewell, session, error)
-
-    async def _farewell(self, session: _Session, error: str | None) -> None:
-        """``on_disconnected`` once the call the client started last is over (ASP.NET Core runs
-        it when the client's dispatch loop ends), in a task group that the stop does not cut."""
-        if session.busy:
-            if session.idle is None:
-                session.idle = anyio.Event()
-            await session.idle.wait()
-        await self._on_disconnected(session, error)
+        if session.connected and self._hub.disconnected_handler is not None:
+            self._tasks.farewell(session, partial(self._on_disconnected, session, error))
 
     # -- writing to clients ---------------------------------------------------------------------
 

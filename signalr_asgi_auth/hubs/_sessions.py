@@ -9,7 +9,6 @@ a time per client (as ASP.NET Core's default), streams beside them. One timer pi
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -64,6 +63,7 @@ from ..protocol import (
 )
 from ..server import ServerConnections
 from ._call import Details, HubCall, claims_of, headers_of, query_of
+from ._client_results import ClientResults
 from ._client_tasks import ClientTasks, Job
 from ._clients import Audience
 from ._everywhere import send_everywhere
@@ -80,7 +80,6 @@ logger = logging.getLogger("signalr_asgi_auth.hubs")
 STREAM_ERROR: Final = "An error occurred on the server while streaming results."
 _NOT_WRITABLE: Final = "The server's result could not be written in the client's protocol."
 _MAX_HANDSHAKE: Final = 64 * 1024
-_MAX_ROUTED: Final = 10_000
 _PINGS_PER_MESSAGE: Final = 1000
 _VERSIONS: Final = range(1, 3)  # the JSON hub protocol's 2 only adds stateful reconnect's acks
 _DELIVERY_ERRORS: Final = (SignalRAuthError, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -127,21 +126,6 @@ class _Session:
         self.streams: dict[str, anyio.CancelScope] | None = None
 
 
-class _PendingResult:
-    __slots__ = ("connection_id", "done", "error", "result")
-
-    def __init__(self, connection_id: str) -> None:
-        self.connection_id = connection_id
-        self.done = anyio.Event()
-        self.result: Any = None
-        self.error: str | None = None
-
-    def resolve(self, result: Any, error: str | None) -> None:
-        if not self.done.is_set():
-            self.result, self.error = result, error
-            self.done.set()
-
-
 class HubConnections:
     """The hub's clients on one pool: the pool's ``ServiceEvents`` and the hub's way to send."""
 
@@ -149,9 +133,7 @@ class HubConnections:
         self._hub = hub
         self._pool = pool
         self._sessions: dict[str, _Session] = {}
-        self._pending: dict[str, _PendingResult] = {}
-        self._routed: dict[str, tuple[str, str]] = {}
-        self._invocation_ids = itertools.count(1)
+        self._results = ClientResults(pool, hub.protocol, self._deliver_to)
         self._tasks = ClientTasks(hub.name)
         self._pings = {p.name: p.write(HubPing()) for p in hub.protocols}
 
@@ -267,15 +249,11 @@ class HubConnections:
 
     async def client_message(self, message: object) -> None:
         if isinstance(message, ClientCompletion):
-            self._remote_completion(message)
+            self._results.answered(message)
         elif isinstance(message, ErrorCompletion):
-            if (pending := self._pending.get(message.invocation_id)) is not None:
-                pending.resolve(None, message.error or "The client invocation failed.")
+            self._results.failed(message)
         elif isinstance(message, ClientInvocation):
-            # Another server awaits a result from a client of ours: its Completion goes back.
-            if len(self._routed) >= _MAX_ROUTED:
-                self._routed.pop(next(iter(self._routed)))
-            self._routed[message.invocation_id] = (message.connection_id, message.caller_server_id)
+            self._results.route(message)
         elif isinstance(message, ConnectionDataTooLarge):
             if (session := self._sessions.get(message.connection_id)) is not None:
                 await self._too_large(session)
@@ -365,7 +343,7 @@ class HubConnections:
         if isinstance(message, Invocation | StreamInvocation):
             await self._invocation(session, message)
         elif isinstance(message, Completion):
-            await self._local_completion(session, message)
+            await self._results.completed(session.connection_id, session.protocol, message)
         elif isinstance(message, CancelInvocation):
             if session.streams and (scope := session.streams.get(message.invocation_id)):
                 scope.cancel()
@@ -513,10 +491,7 @@ class HubConnections:
         session.ended = True
         for scope in (session.streams or {}).values():
             scope.cancel()
-        gone = f"Connection '{session.connection_id}' is disconnected."
-        for pending in self._pending.values():
-            if pending.connection_id == session.connection_id:
-                pending.resolve(None, gone)
+        self._results.client_gone(session.connection_id)
         session.jobs = None  # what it asked for no longer matters
         if session.connected and self._hub.disconnected_handler is not None:
             self._tasks.farewell(session, partial(self._on_disconnected, session, error))
@@ -599,78 +574,20 @@ class HubConnections:
 
     # -- client results -------------------------------------------------------------------------
 
-    async def _local_completion(self, session: _Session, message: Completion) -> None:
-        pending = self._pending.get(message.invocation_id)
-        if pending is not None and pending.connection_id == session.connection_id:
-            pending.resolve(message.result, message.error)
-            if session.protocol is not None:
-                # The service keeps each ClientInvocation until it hears the invocation is over;
-                # as the .NET SDK does, the caller tells it with an empty ClientCompletion.
-                done = ClientCompletion(
-                    message.invocation_id,
-                    session.connection_id,
-                    self._pool.server_id,
-                    session.protocol.name,
-                    b"",
-                )
-                await self._deliver(done, client=session.connection_id)
-            return
-        routed = self._routed.pop(message.invocation_id, None)
-        if routed is not None and routed[0] == session.connection_id and session.protocol:
-            completion = ClientCompletion(
-                message.invocation_id,
-                session.connection_id,
-                routed[1],
-                session.protocol.name,
-                session.protocol.write(message),
-            )
-            await self._deliver(completion, client=session.connection_id)
-
-    def _remote_completion(self, message: ClientCompletion) -> None:
-        pending = self._pending.get(message.invocation_id)
-        if pending is None:
-            return
-        protocol = self._hub.protocol(message.protocol)
-        if protocol is None:
-            pending.resolve(
-                None, f"The client answered in the unknown protocol {message.protocol!r}."
-            )
-            return
-        try:
-            answers = protocol.reader().feed(message.payload)
-        except ProtocolError as exc:
-            pending.resolve(None, f"The client's answer could not be read: {exc}")
-            return
-        for answer in answers:
-            if isinstance(answer, Completion):
-                pending.resolve(answer.result, answer.error)
-                return
-
     async def invoke(
         self, connection_id: str, target: str, arguments: tuple[Any, ...], seconds: float
     ) -> Any:
-        invocation_id = f"{connection_id}-{self._pool.server_id}-{next(self._invocation_ids)}"
         session = self._sessions.get(connection_id)
         protocols = [session.protocol] if session and session.protocol else self._hub.protocols
-        payloads = _payloads(
-            protocols,
-            Invocation(target=target, arguments=arguments, invocation_id=invocation_id),
-            target,
-        )
-        pending = self._pending[invocation_id] = _PendingResult(connection_id)
-        try:
-            message = ClientInvocation(invocation_id, connection_id, self._pool.server_id, payloads)
-            await self._pool.send(message, client=connection_id)
-            with anyio.move_on_after(seconds):
-                await pending.done.wait()
-        finally:
-            self._pending.pop(invocation_id, None)
-        if not pending.done.is_set():
-            msg = f"The client {connection_id!r} did not answer {target!r} within {seconds:g} s."
-            raise TimeoutError(msg)
-        if pending.error is not None:
-            raise HubMethodError(pending.error)
-        return pending.result
+
+        def payloads(invocation_id: str) -> dict[str, bytes]:
+            invocation = Invocation(target=target, arguments=arguments, invocation_id=invocation_id)
+            return _payloads(protocols, invocation, target)
+
+        return await self._results.invoke(connection_id, target, payloads, seconds)
+
+    async def _deliver_to(self, message: ServiceMessage, client: str) -> None:
+        await self._deliver(message, client=client)
 
     # -- sends to many clients, and groups ------------------------------------------------------
 

@@ -2,30 +2,30 @@
 and groups, and the outbox through which the service writes to each socket.
 
 Tests and REST handlers write to a connection from any thread or event loop; the socket's own task
-(in the server's loop) drains the outbox. Everything shared is behind a ``threading.Lock``, and the
-socket task is woken with its loop's thread-safe scheduler.
+(in the server's loop) drains the outbox (``_outbox.py``). Everything shared is behind a
+``threading.Lock``. As Azure does, a client for which more than :data:`CLIENT_OUTBOX_LIMIT` waits
+unread is closed (``SLOW_CLIENT``), alone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import secrets
 import threading
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-import anyio
+from typing import TYPE_CHECKING, Any, Final
 
 from ._hub_frames import RECORD_SEPARATOR, encode_hub_message, encode_json_message
+from ._outbox import Outbox
 
 if TYPE_CHECKING:
     from ._servers import ServerConnection
 
 __all__ = [
+    "CLIENT_OUTBOX_LIMIT",
     "RECORD_SEPARATOR",
+    "SLOW_CLIENT",
     "ClientConnection",
     "ConnectionRegistry",
     "NegotiatedConnection",
@@ -35,94 +35,14 @@ __all__ = [
 ]
 
 encode_message = encode_json_message
-Frame = TypeVar("Frame", str, bytes, str | bytes)
 
-
-def _loop_waker(callback: Callable[[], None]) -> Callable[[], None]:
-    """A function any thread may call to run ``callback`` soon in the current event loop."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        import trio  # the only other loop anyio runs on
-
-        token = trio.lowlevel.current_trio_token()
-
-        def wake_trio() -> None:
-            token.run_sync_soon(callback)
-
-        return wake_trio
-
-    def wake_asyncio() -> None:
-        loop.call_soon_threadsafe(callback)
-
-    return wake_asyncio
-
-
-class Outbox(Generic[Frame]):
-    """Frames waiting for a socket, and whether the service asked to close it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._frames: deque[Frame] = deque()
-        self._closing = False
-        self._finished = False
-        self._wake: Callable[[], None] | None = None
-
-    def put(self, frame: Frame | None, *, last: bool = False) -> bool:
-        """Queue ``frame`` (None: nothing, only ``last``); False when the socket takes no more."""
-        with self._lock:
-            if self._closing or self._finished:
-                return False
-            if frame is not None:
-                self._frames.append(frame)
-            self._closing = last
-            wake = self._wake
-        if wake is not None:
-            try:
-                wake()
-            except RuntimeError:  # the server's loop has stopped; nobody will read this
-                return False
-        return True
-
-    def pending(self) -> list[Frame]:
-        with self._lock:
-            return list(self._frames)
-
-    def finish(self) -> None:
-        with self._lock:
-            self._finished = True
-            self._frames.clear()
-            self._wake = None
-
-    @property
-    def closing(self) -> bool:
-        """Whether the socket takes no more frames: closing, or gone."""
-        with self._lock:
-            return self._closing or self._finished
-
-    async def drain(self) -> AsyncIterator[list[Frame]]:
-        """Yield the frames put since the last yield, until the last one (a close message) has been
-        yielded."""
-        ready = anyio.Event()
-
-        def set_ready() -> None:
-            ready.set()
-
-        with self._lock:
-            self._wake = _loop_waker(set_ready)
-        while True:
-            with self._lock:
-                frames = list(self._frames)
-                self._frames.clear()
-                done = self._closing or self._finished
-                if not frames and not done:
-                    ready = anyio.Event()
-            if frames:
-                yield frames
-            if done:
-                return
-            if not frames:
-                await ready.wait()
+CLIENT_OUTBOX_LIMIT: Final = 1024 * 1024
+"""What may wait for one client before it is closed: Azure SignalR Service "cleans up connections
+when cached waiting to write buffer size is greater than 1 MB" (MicrosoftDocs/azure-docs#121827)."""
+SLOW_CLIENT: Final = (
+    "Connection closed by the service: more than 1 MB of messages waited for this client to read "
+    "them."
+)
 
 
 @dataclass(eq=False)
@@ -144,7 +64,7 @@ class ClientConnection:
     connected_at: float = 0.0
     protocol: str = "json"
     server: ServerConnection | None = field(default=None, repr=False)
-    _outbox: Outbox[str | bytes] = field(default_factory=Outbox, init=False, repr=False)
+    _outbox: Outbox[str | bytes] = field(init=False, repr=False)
     _text: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"),
         init=False,
@@ -155,6 +75,10 @@ class ClientConnection:
 
     def __post_init__(self) -> None:
         self.hub = self.hub.lower()
+        close = {"type": 7, "error": SLOW_CLIENT, "allowReconnect": True}
+        self._outbox = Outbox(
+            limit=CLIENT_OUTBOX_LIMIT, overflow=encode_hub_message(self.protocol, close)
+        )
 
     async def send(self, message: Mapping[str, Any]) -> None:
         """Queue one hub-protocol message (a JSON object) for the socket, in the client's protocol.
@@ -189,6 +113,15 @@ class ClientConnection:
     def closing(self) -> bool:
         """Whether :meth:`close` was called, or the socket is gone."""
         return self._outbox.closing
+
+    @property
+    def overflowed(self) -> bool:
+        """Whether it was closed for not reading (:data:`SLOW_CLIENT`)."""
+        return self._outbox.overflowed
+
+    async def wait_overflowed(self) -> None:
+        """Return once it is closed for not reading."""
+        await self._outbox.wait_overflowed()
 
     @property
     def pending(self) -> list[str | bytes]:

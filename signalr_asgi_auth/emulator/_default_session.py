@@ -12,6 +12,9 @@ on passes bytes both ways: the client's as ConnectionData, the server's to the s
 - The service does not ping clients in Default mode: the app server's hub does (clients give up
   after 30 s of silence), so a hub that forgets to is caught here.
 - When the client leaves, its server gets CloseConnection, unless the server asked for the close.
+- Bounded both ways: a client that lets more than 1 MB wait unread is closed (``SLOW_CLIENT``); a
+  client's bytes wait for room toward its server, and a client whose bytes find no room for
+  ``server_timeout`` seconds is closed (``STALLED_SERVER``). See ``_outbox.py``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ._client_endpoint import Admission
-from ._connections import ClientConnection
+from ._connections import SLOW_CLIENT, ClientConnection
 from ._hub_frames import encode_json_message, read_handshake
+from ._outbox import CLOSE_DEADLINE, abandon_when_overflowed
 from ._server_messages import invocation_abandoned
 from ._server_session import SERVER_OFFLINE
 from ._servers import ServerConnection
@@ -33,12 +37,15 @@ from ._state import EmulatorState
 from ._upstream_calls import claim_pairs
 from ._websockets import accept_headers, client_query, close_quietly, send_frames
 
-__all__ = ["NO_SERVER", "run_default_session"]
+__all__ = ["NO_SERVER", "STALLED_SERVER", "run_default_session"]
 
 HANDSHAKE_TIMEOUT: Final = 15.0
 NO_SERVER: Final = (
     "SignalR Service is now in 'Default' service mode. Current mode works as a proxy that routes "
     "client traffic to the connected app servers. However app servers are not connected."
+)
+STALLED_SERVER: Final = (
+    "Connection closed by the service: the app server did not take this client's messages in time."
 )
 # The client's credentials never reach its app server.
 _UNFORWARDED_HEADERS = frozenset({"authorization", "cookie", "sec-websocket-key"})
@@ -98,7 +105,10 @@ async def run_default_session(
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_write, websocket, client, tasks.cancel_scope)
-            error_on_close = await _forward(websocket, client, server)
+            tasks.start_soon(abandon_when_overflowed, client.wait_overflowed, tasks.cancel_scope)
+            error_on_close = await _forward(websocket, client, server, state.server_timeout)
+            if error_on_close == STALLED_SERVER:  # the writer ends the session once it is out
+                await anyio.sleep(CLOSE_DEADLINE)
             tasks.cancel_scope.cancel()
     except (WebSocketDisconnect, OSError):
         pass
@@ -107,6 +117,8 @@ async def run_default_session(
             state.connections.remove(client.connection_id)
             server.clients.discard(client.connection_id)
             client.disconnected()
+            if client.overflowed:
+                error_on_close = SLOW_CLIENT
             if not client.closed_by_server:
                 server.send(frame([5, client.connection_id, error_on_close or "", {}, {}]))
             invocation_abandoned(state, client)
@@ -129,10 +141,10 @@ async def _receive_handshake(
 
 
 async def _forward(
-    websocket: WebSocket, client: ClientConnection, server: ServerConnection
+    websocket: WebSocket, client: ClientConnection, server: ServerConnection, within: float
 ) -> str | None:
     """Pass the client's bytes to its server until the client leaves; the error its leaving
-    reports to the server, if any."""
+    reports to the server, if any. Each message waits up to ``within`` seconds for room."""
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -141,8 +153,14 @@ async def _forward(
         data = message.get("bytes")
         if data is None:
             data = (message.get("text") or "").encode("utf-8")
-        if data:
-            server.send(frame([6, client.connection_id, bytes(data), {}]))
+        if not data:
+            continue
+        data_frame = frame([6, client.connection_id, bytes(data), {}])
+        if not await server.send_when_room(data_frame, within=within):
+            if server.closing:
+                continue  # the server connection is going: its clients are closed with it
+            await client.close(STALLED_SERVER, allow_reconnect=True)
+            return STALLED_SERVER
 
 
 async def _receive(websocket: WebSocket) -> bytes | None:

@@ -25,9 +25,10 @@ import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ._client_endpoint import Admission
-from ._connections import RECORD_SEPARATOR, ClientConnection, encode_message
+from ._connections import RECORD_SEPARATOR, SLOW_CLIENT, ClientConnection, encode_message
 from ._hub_frames import HANDSHAKE_LIMIT, HUB_PROTOCOLS
-from ._service_wire import FrameReader, WireError, decode_array
+from ._outbox import abandon_when_overflowed
+from ._service_wire import MAX_MESSAGE_SIZE, FrameReader, WireError, decode_array
 from ._state import EmulatorState
 from ._upstream_calls import UpstreamCalls
 from ._websockets import accept_headers, client_query, close_quietly, send_frames
@@ -59,10 +60,13 @@ def _bytes_of(message: Mapping[str, Any]) -> bytes:
 
 
 class _JsonMessages:
-    """Records received so far, split at the record separator and parsed."""
+    """Records received so far, split at the record separator and parsed. A record that grows
+    past :data:`MAX_MESSAGE_SIZE` without its separator is not a hub message (as the MessagePack
+    reader's limit), and the stream is read no further."""
 
     def __init__(self, start: bytes = b"") -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._broken = False
         self._pending = self.feed(start)
 
     def take_pending(self) -> list[_ClientMessage]:
@@ -70,9 +74,19 @@ class _JsonMessages:
         return pending
 
     def feed(self, data: bytes) -> list[_ClientMessage]:
-        self._buffer += data
-        *records, self._buffer = self._buffer.split(_SEPARATOR)
-        return [_json_message(record) for record in records]
+        if self._broken:
+            return []
+        records: list[bytes] = []
+        if _SEPARATOR in data:  # only the new bytes are searched: fragments cost what they hold
+            *records, rest = (bytes(self._buffer) + data).split(_SEPARATOR)
+            self._buffer = bytearray(rest)
+        else:
+            self._buffer += data
+        messages = [_json_message(record) for record in records]
+        if len(self._buffer) > MAX_MESSAGE_SIZE:
+            self._broken, self._buffer = True, bytearray()
+            messages.append(_ClientMessage(None))
+        return messages
 
 
 def _json_message(record: bytes) -> _ClientMessage:
@@ -180,6 +194,9 @@ async def run_hub_session(
                 tasks.start_soon(_write, websocket, connection, tasks.cancel_scope)
                 tasks.start_soon(_ping, connection, state.ping_interval)
                 tasks.start_soon(upstream.run)
+                tasks.start_soon(
+                    abandon_when_overflowed, connection.wait_overflowed, tasks.cancel_scope
+                )
                 await upstream.connected()
                 for message in messages.take_pending():
                     if not await _handle(message, connection, upstream, ending):
@@ -194,7 +211,7 @@ async def run_hub_session(
             connection.disconnected()
             with anyio.CancelScope(shield=True):
                 await close_quietly(websocket)
-                await upstream.disconnected(ending.error)
+                await upstream.disconnected(SLOW_CLIENT if connection.overflowed else ending.error)
 
 
 async def _receive_handshake(websocket: WebSocket) -> tuple[str, bytes] | None:

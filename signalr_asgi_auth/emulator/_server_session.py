@@ -20,6 +20,7 @@ from typing import Any, Final
 import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ._outbox import abandon_when_overflowed
 from ._server_auth import ServerAdmission
 from ._server_messages import handle_server_message
 from ._servers import CONNECTION_TYPES, ServerConnection
@@ -76,6 +77,7 @@ async def run_server_session(
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_write, websocket, server, tasks.cancel_scope)
             tasks.start_soon(_ping, server, state.server_ping_interval)
+            tasks.start_soon(abandon_when_overflowed, server.wait_overflowed, tasks.cancel_scope)
             await _handle_all(state, server, rest)
             await _read(state, websocket, reader, server)
             # The writer sends what is queued, then ends the group; the socket closes below.

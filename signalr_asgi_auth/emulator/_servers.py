@@ -3,7 +3,9 @@ which clients each carries, and the client invocations waiting for their complet
 
 Like the client registry, it is read and changed from the server's event loop and from tests'
 threads, so everything shared is behind a ``threading.Lock``; each connection's socket task drains
-its :class:`Outbox`.
+its :class:`Outbox`. A client's bytes wait for room in it (:data:`SERVER_OUTBOX_ROOM`), so that a
+server that reads slowly slows the clients that send to it; what the service itself writes there
+does not wait, and a server that lets :data:`SERVER_OUTBOX_LIMIT` pile up is closed.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import itertools
 import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from ._connections import Outbox
+from ._outbox import Outbox
 
 __all__ = [
     "CONNECTION_TYPES",
+    "SERVER_OUTBOX_LIMIT",
+    "SERVER_OUTBOX_ROOM",
     "SERVICE_MODES",
     "PendingInvocation",
     "ServerConnection",
@@ -31,6 +35,13 @@ CONNECTION_TYPES = {0: "default", 1: "on-demand", 2: "weak"}
 _STICKY = frozenset({"Preferred", "Required"})
 
 SERVICE_MODES = ("default", "serverless")
+
+SERVER_OUTBOX_ROOM: Final = 1024 * 1024
+"""Clients' bytes for a server wait while this much waits for it."""
+SERVER_OUTBOX_LIMIT: Final = 64 * 1024 * 1024
+"""A server connection for which this much waits unread is closed."""
+_UNREAD: Final = "The app server did not read: more than 64 MiB waited for this connection."
+_POLICY_VIOLATION: Final = 1008
 
 
 class ServiceModeSetting:
@@ -73,11 +84,29 @@ class ServerConnection:
     clients: set[str] = field(default_factory=set, repr=False)
     close_code: int = field(default=1000, repr=False)
     close_reason: str = field(default="", repr=False)
-    _outbox: Outbox[bytes] = field(default_factory=Outbox, init=False, repr=False)
+    _outbox: Outbox[bytes] = field(
+        default_factory=lambda: Outbox(limit=SERVER_OUTBOX_LIMIT, room=SERVER_OUTBOX_ROOM),
+        init=False,
+        repr=False,
+    )
 
     def send(self, frame: bytes) -> bool:
         """Queue service-protocol bytes for the server; False when the connection is closing."""
-        return self._outbox.put(frame)
+        return self._sent(self._outbox.put(frame))
+
+    async def send_when_room(self, frame: bytes, *, within: float) -> bool:
+        """Queue a client's bytes once there is room; False when the connection is closing or
+        no room came within ``within`` seconds."""
+        return self._sent(await self._outbox.put_when_room(frame, within=within))
+
+    def _sent(self, sent: bool) -> bool:
+        if not sent and self._outbox.overflowed and not self.close_reason:
+            self.close_code, self.close_reason = _POLICY_VIOLATION, _UNREAD
+        return sent
+
+    async def wait_overflowed(self) -> None:
+        """Return once the connection is closed for not reading."""
+        await self._outbox.wait_overflowed()
 
     def close(self, *, code: int = 1000, reason: str = "") -> None:
         """Close the socket after whatever is queued (from any thread)."""
@@ -88,6 +117,11 @@ class ServerConnection:
     @property
     def closing(self) -> bool:
         return self._outbox.closing
+
+    @property
+    def queued(self) -> int:
+        """The bytes waiting to be written to the server."""
+        return self._outbox.size
 
     def outgoing(self) -> AsyncIterator[list[bytes]]:
         return self._outbox.drain()

@@ -8,7 +8,10 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlencode
 
+import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from ._outbox import CLOSE_DEADLINE
 
 __all__ = ["accept_headers", "client_query", "close_quietly", "send_frames"]
 
@@ -38,12 +41,15 @@ async def send_frames(
 
 
 async def close_quietly(websocket: WebSocket, code: int = 1000, reason: str = "") -> None:
-    """Close the socket unless it is closed already; a peer that vanished meanwhile is no error."""
+    """Close the socket unless it is closed already; a peer that vanished meanwhile is no error.
+    A peer that does not read gets :data:`CLOSE_DEADLINE` seconds for its close frame (the server
+    writes nothing more to a full socket until it drains)."""
     if websocket.application_state is WebSocketState.CONNECTED:
-        try:
-            await websocket.close(code, reason[:120])  # a close frame holds 123 bytes of reason
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            logger.debug("The socket was gone before the close frame.", exc_info=True)
+        with anyio.move_on_after(CLOSE_DEADLINE):
+            try:
+                await websocket.close(code, reason[:120])  # a close frame holds 123 bytes of reason
+            except (WebSocketDisconnect, OSError, RuntimeError):
+                logger.debug("The socket was gone before the close frame.", exc_info=True)
 
 
 def client_query(websocket: WebSocket) -> str:

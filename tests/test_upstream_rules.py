@@ -1,0 +1,247 @@
+"""Upstream verification rules that scripts/mutation found unasserted: each check of a bearer token
+on its own (tenant, not-before), with every other claim right, so that removing that one check is
+seen; the tokens are real RS256 JWTs whose keys a real OpenID metadata route on 127.0.0.1 serves."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from signalr_asgi_auth._upstream import UpstreamVerifier
+from signalr_asgi_auth.emulator import Emulator, Principal, serve_in_thread
+from tests.test_upstream import (
+    AUDIENCE,
+    Clock,
+    Recorder,
+    app_client,
+    asrs,
+    assert_refused,
+    completion,
+    invocation,
+    sign,
+)
+
+anyio_tests = pytest.mark.anyio
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+OTHER_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+KID = "authority-key-1"
+ACCESS_KEY = "upstream-rules-access-key"
+
+
+class Authority:
+    """An Entra-shaped authority on 127.0.0.1: OpenID metadata and a JWKS for one RSA key, and
+    tokens signed with it carrying whatever claims a test names. Entra signs every tenant's tokens
+    with the same keys, so a signature alone never says which tenant a token is for."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.url = ""
+
+    def app(self) -> Starlette:
+        async def metadata(request: Request) -> JSONResponse:
+            tenant = request.path_params["tenant"]
+            return JSONResponse(
+                {
+                    "issuer": f"{self.url}/{tenant}/v2.0",
+                    "jwks_uri": f"{self.url}/{tenant}/discovery/v2.0/keys",
+                }
+            )
+
+        async def keys(request: Request) -> JSONResponse:
+            jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+            return JSONResponse({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]})
+
+        return Starlette(
+            routes=[
+                Route("/{tenant}/.well-known/openid-configuration", metadata),
+                Route("/{tenant}/discovery/v2.0/keys", keys),
+            ]
+        )
+
+    def token(self, **changes: Any) -> str:
+        """A token for ``AUDIENCE`` from ``TENANT``, valid now for an hour, with ``changes``
+        (a value of ``None`` leaves that claim out)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "aud": AUDIENCE,
+            "iss": f"{self.url}/{TENANT}/v2.0",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "tid": TENANT,
+            "oid": str(uuid.uuid4()),
+        }
+        claims.update(changes)
+        claims = {name: value for name, value in claims.items() if value is not None}
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": KID})
+
+    def verifier(self, clock: Clock | None = None) -> UpstreamVerifier:
+        return UpstreamVerifier(
+            audience=AUDIENCE, tenant_id=TENANT, authority=self.url, clock=clock or Clock()
+        )
+
+
+@pytest.fixture(scope="module")
+def authority() -> Iterator[Authority]:
+    served = Authority()
+    with serve_in_thread(served.app()) as url:
+        served.url = url
+        yield served
+
+
+async def post_token(verifier: UpstreamVerifier, token: str) -> tuple[Any, Recorder]:
+    recorder = Recorder()
+    async with app_client(verifier, recorder) as client:
+        response = await client.post(
+            "/upstream/add", headers=asrs(Authorization=f"Bearer {token}"), content=invocation()
+        )
+    return response, recorder
+
+
+# -- tenant -------------------------------------------------------------------------------------
+
+
+@anyio_tests
+async def test_the_authoritys_own_token_is_accepted(authority: Authority) -> None:
+    response, recorder = await post_token(authority.verifier(), authority.token())
+
+    assert completion(response)["result"] == 5
+    assert recorder.calls[0].authenticated_by == "entra"
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    ("tid", "shown"),
+    [
+        pytest.param(OTHER_TENANT, f"'{OTHER_TENANT}'", id="another-tenant"),
+        pytest.param(None, "None", id="no-tid"),
+        pytest.param(7, "7", id="not-text"),
+    ],
+)
+async def test_a_token_for_another_tenant_is_refused_though_signed_and_issued_right(
+    authority: Authority, tid: object, shown: str
+) -> None:
+    # Same key, same issuer as our tenant's tokens: only the tenant claim is wrong.
+    token = authority.token(tid=tid)
+
+    response, recorder = await post_token(authority.verifier(), token)
+
+    assert_refused(response, f"is for tenant {shown}, not {TENANT}", secrets=[token])
+    assert recorder.calls == []
+
+
+@anyio_tests
+async def test_the_tenant_claim_is_compared_without_regard_to_case(authority: Authority) -> None:
+    response, _ = await post_token(authority.verifier(), authority.token(tid=TENANT.upper()))
+
+    assert completion(response)["result"] == 5
+
+
+# -- not before ---------------------------------------------------------------------------------
+
+
+@anyio_tests
+async def test_a_token_not_yet_valid_is_refused(authority: Authority) -> None:
+    token = authority.token(nbf=int(time.time()) + 600)
+
+    response, recorder = await post_token(authority.verifier(), token)
+
+    assert_refused(response, "is not valid before 20", secrets=[token], token_presented=True)
+    assert recorder.calls == []
+
+
+@anyio_tests
+async def test_not_before_is_given_the_leeway(authority: Authority) -> None:
+    clock = Clock()
+    clock.freeze()
+    verifier = authority.verifier(clock)
+    starts = int(clock()) + 30
+
+    inside, _ = await post_token(verifier, authority.token(nbf=starts))
+    clock.advance(-60)  # now + 60 s of leeway is 30 s short of nbf
+    outside, _ = await post_token(verifier, authority.token(nbf=starts))
+
+    assert completion(inside)["result"] == 5
+    assert_refused(outside, "is not valid before")
+
+
+@anyio_tests
+@pytest.mark.parametrize("nbf", ["soon", True])
+async def test_a_not_before_that_is_not_a_number_is_refused(
+    authority: Authority, nbf: object
+) -> None:
+    response, _ = await post_token(authority.verifier(), authority.token(nbf=nbf))
+
+    assert_refused(response, "the bearer token's 'nbf' claim is not a number")
+
+
+@anyio_tests
+async def test_an_emulator_token_before_its_time_is_refused(
+    emulator: Emulator, emulator_url: str
+) -> None:
+    # The emulator's managed-identity token, seen by a verifier whose clock is an hour behind.
+    principal: Principal = emulator.add_principal("signalr-resource")
+    token = emulator.issue_entra_token(principal, audience=AUDIENCE, issuer_base=emulator_url)
+    clock = Clock()
+    clock.advance(-3600)
+    verifier = UpstreamVerifier(
+        audience=AUDIENCE, tenant_id=emulator.tenant_id, authority=emulator_url, clock=clock
+    )
+
+    response, _ = await post_token(verifier, token)
+
+    assert_refused(response, "is not valid before", secrets=[token])
+
+
+# -- the claims header --------------------------------------------------------------------------
+
+
+async def post_signed(headers: dict[str, str]) -> tuple[Any, Recorder]:
+    recorder = Recorder()
+    async with app_client(UpstreamVerifier(access_keys=[ACCESS_KEY]), recorder) as client:
+        response = await client.post(
+            "/upstream/add",
+            headers={**asrs(X_ASRS_Signature=sign(ACCESS_KEY)), **headers},
+            content=invocation(),
+        )
+    return response, recorder
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    ("claims", "repeated"),
+    [
+        pytest.param("asrs.s.aut: Bearer, role: admin, asrs.s.aut: Basic", "asrs.s.aut", id="aut"),
+        pytest.param("asrs.s.ut: x, asrs.s.ut: y", "asrs.s.ut", id="ut"),
+        pytest.param('{"asrs.s.a": ["one", "two"]}', "asrs.s.a", id="json-list"),
+    ],
+)
+async def test_a_system_claim_given_twice_gets_400(claims: str, repeated: str) -> None:
+    # The service writes each of its own claims once; a second one was smuggled in a value.
+    response, recorder = await post_signed({"X-ASRS-User-Claims": claims})
+
+    assert response.status_code == 400, response.text
+    assert f"X-ASRS-User-Claims names {repeated} more than once" in response.json()["error"]
+    assert recorder.calls == []
+
+
+@anyio_tests
+async def test_an_app_claim_given_twice_is_a_list() -> None:
+    response, recorder = await post_signed(
+        {"X-ASRS-User-Claims": "role: admin, asrs.s.uid: alice, role: ops"}
+    )
+
+    assert completion(response)["result"] == 5
+    assert recorder.calls[0].claims["role"] == ("admin", "ops")

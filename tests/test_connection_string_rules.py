@@ -27,6 +27,40 @@ MESSAGES = [
         id="port-zero",
     ),
     pytest.param(
+        f"Endpoint={HOST};AccessKey={KEY};Version=2.0",
+        "Invalid value for Version in the connection string: it must be 1.<minor>, optionally "
+        "with a suffix, e.g. Version=1.0. Remove Version to use the default.",
+        id="version",
+    ),
+    pytest.param(
+        f"Endpoint={HOST};TenantId=t",
+        "AccessKey is required when AuthType is absent: add AccessKey=<key> (from the resource's "
+        "Keys page), or use Microsoft Entra ID with AuthType=azure.msi (managed identity), "
+        "azure.app (app registration), azure (DefaultAzureCredential) or aad. "
+        "(TenantId is only read together with AuthType.)",
+        id="no-access-key-one-entra-key",
+    ),
+    pytest.param(
+        f"{APP};TenantId=t;ClientSecret=s;ClientCert=c.pem",
+        "AccessKey is required when AuthType is absent: add AccessKey=<key> (from the resource's "
+        "Keys page), or use Microsoft Entra ID with AuthType=azure.msi (managed identity), "
+        "azure.app (app registration), azure (DefaultAzureCredential) or aad. "
+        "(ClientId, TenantId, ClientSecret, ClientCert are only read together with AuthType.)",
+        id="no-access-key-every-entra-key",
+    ),
+    pytest.param(
+        f"{APP};TenantId=t;AuthType=azure.app;ClientSecret=s;ClientCertPath=c.pem",
+        "The connection string has both ClientSecret and ClientCertPath: the app registration "
+        "authenticates with one of them, remove the other.",
+        id="secret-and-certificate",
+    ),
+    pytest.param(
+        f"Endpoint={HOST};AuthType=azure.msi;TenantId=t;ClientCert=c.pem",
+        "AuthType=azure.msi does not use TenantId or ClientCert: to sign in as an app registration "
+        "use AuthType=azure.app, else remove TenantId and ClientCert.",
+        id="managed-identity-with-app-keys",
+    ),
+    pytest.param(
         f"Endpoint={HOST};AuthType=",
         "AuthType in the connection string is empty: use one of aad, azure, azure.app, azure.msi "
         "(case-insensitive), or remove AuthType and give AccessKey for access-key mode.",
@@ -97,6 +131,12 @@ def test_an_empty_pair_between_two_is_skipped_not_the_end() -> None:
     parsed = parse_connection_string(f"Endpoint={HOST};;stray;AccessKey={KEY};Version=1.0")
 
     assert parsed == settings(access_key=KEY, version="1.0")
+
+
+def test_an_unknown_key_between_two_is_skipped_not_the_end() -> None:
+    parsed = parse_connection_string(f"Endpoint={HOST};Region=westeurope;AccessKey={KEY}")
+
+    assert parsed == settings(access_key=KEY)
 
 
 def test_a_key_name_with_a_kelvin_sign_is_not_that_key() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import shutil
@@ -36,6 +37,20 @@ class ModuleSet:
     name: str
     modules: list[str]
     tests: list[str]
+    functions: list[str] = field(default_factory=list)
+    """``module.py:function`` or ``module.py:Class.method`` (``*`` allowed): only these are
+    mutated, unless ``--all``; empty: every function of the modules."""
+
+    def mutant_globs(self) -> list[str]:
+        """The functions as mutmut names their mutants."""
+        globs = []
+        for entry in self.functions:
+            path, _, function = entry.partition(":")
+            module = path.removesuffix(".py").replace("/", ".")
+            cls, _, method = function.rpartition(".")
+            mangled = f"x\u01c1{cls}\u01c1{method}" if cls else f"x_{function}"
+            globs.append(f"{module}.{mangled}__mutmut_*")
+        return globs
 
 
 @dataclass
@@ -52,7 +67,12 @@ class Score:
 def load_sets() -> tuple[list[str], dict[str, ModuleSet]]:
     data = tomllib.loads(CONFIG.read_text("utf-8"))
     sets = {
-        name: ModuleSet(name, list(table["modules"]), list(table["tests"]))
+        name: ModuleSet(
+            name,
+            list(table["modules"]),
+            list(table["tests"]),
+            [f"{PACKAGE}/{entry}" for entry in table.get("functions", [])],
+        )
         for name, table in data["sets"].items()
     }
     for module_set in sets.values():
@@ -88,7 +108,8 @@ def lay_work_tree(module_set: ModuleSet, pytest_args: list[str], *, fresh: bool)
     return work
 
 
-def read_scores(work: Path, module_set: ModuleSet) -> dict[str, Score]:
+def read_scores(work: Path, module_set: ModuleSet, *, every: bool = False) -> dict[str, Score]:
+    globs = [] if every else module_set.mutant_globs()
     scores: dict[str, Score] = {}
     for module in module_set.modules:
         meta = work / "mutants" / (module + ".meta")
@@ -97,6 +118,8 @@ def read_scores(work: Path, module_set: ModuleSet) -> dict[str, Score]:
             continue
         exit_codes: dict[str, int | None] = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
         for mutant, code in sorted(exit_codes.items(), key=lambda item: mutant_order(item[0])):
+            if globs and not any(fnmatch.fnmatch(mutant, glob) for glob in globs):
+                continue
             if code in KILLED:
                 score.killed += 1
             elif code == SURVIVED:
@@ -144,7 +167,7 @@ def where(work: Path, module: str, mutant: str) -> tuple[int, str, str]:
 
 
 def run_set(
-    module_set: ModuleSet, pytest_args: list[str], *, again: bool, children: int
+    module_set: ModuleSet, pytest_args: list[str], *, again: bool, every: bool, children: int
 ) -> dict[str, Score]:
     mutmut = str(Path(sys.executable).parent / "mutmut")
     previous: list[str] = []
@@ -152,7 +175,7 @@ def run_set(
         work = WORK / module_set.name
         if not (work / "mutants").exists():
             sys.exit(f"--again: no earlier run of {module_set.name} in {work}")
-        for score in read_scores(work, module_set).values():
+        for score in read_scores(work, module_set, every=every).values():
             previous += score.survived
         # The tests changed since: which test reaches which function is measured again.
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
@@ -160,13 +183,14 @@ def run_set(
     work = lay_work_tree(module_set, pytest_args, fresh=not again)
     if again and not previous:
         print(f"==> {module_set.name}: no survivor left from the last run")
-        return read_scores(work, module_set)
+        return read_scores(work, module_set, every=every)
+    chosen = previous if again else ([] if every else module_set.mutant_globs())
     log = work / "mutmut.log"
     print(f"==> {module_set.name}: mutmut run ({children} at a time; output: {log})", flush=True)
     began = time.monotonic()
     with log.open("w") as out:
         status = subprocess.run(
-            [mutmut, "run", "--max-children", str(children), *previous],
+            [mutmut, "run", "--max-children", str(children), *chosen],
             cwd=work,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -177,7 +201,7 @@ def run_set(
         print(log.read_text("utf-8", errors="replace")[-4000:])
         sys.exit(f"mutmut failed on {module_set.name} (exit {status}); see {log}")
     print(f"    {time.monotonic() - began:.0f} s")
-    return read_scores(work, module_set)
+    return read_scores(work, module_set, every=every)
 
 
 def report(module_set: ModuleSet, scores: dict[str, Score]) -> int:
@@ -202,6 +226,9 @@ def main() -> None:
     )
     parser.add_argument("--again", action="store_true", help="re-run only the last run's survivors")
     parser.add_argument(
+        "--all", action="store_true", help="every function of the modules, not only a set's list"
+    )
+    parser.add_argument(
         "--report", action="store_true", help="print the last run's result, run nothing"
     )
     parser.add_argument(
@@ -218,10 +245,12 @@ def main() -> None:
     for name in args.sets or list(sets):
         module_set = sets[name]
         if args.report:
-            scores = read_scores(WORK / name, module_set)
+            scores = read_scores(WORK / name, module_set, every=args.all)
             print(f"==> {name} (last run)")
         else:
-            scores = run_set(module_set, pytest_args, again=args.again, children=args.children)
+            scores = run_set(
+                module_set, pytest_args, again=args.again, every=args.all, children=args.children
+            )
         survivors += report(module_set, scores)
     sys.exit(1 if survivors else 0)
 

@@ -27,8 +27,11 @@ CONFIG = ROOT / "scripts" / "mutation.toml"
 WORK = ROOT / ".mutation"
 PACKAGE = "signalr_asgi_auth"
 
-# mutmut's exit codes per mutant (mutmut/stats.py): the ones counted as killed.
+# mutmut's exit codes per mutant (mutmut/stats.py): the ones counted as killed, of which these
+# mean that the mutant ran out of time (counted as killed, as mutmut does, and reported apart: on a
+# loaded machine an equivalent mutant can run out of time too).
 KILLED = {1, 3, 24, -24, 36, 37, 152, 255}
+TIMED_OUT = {24, -24, 36, 152, 255}
 SURVIVED = 0
 
 
@@ -56,6 +59,7 @@ class ModuleSet:
 @dataclass
 class Score:
     killed: int = 0
+    timed_out: int = 0
     survived: list[str] = field(default_factory=list)
     other: dict[str, int] = field(default_factory=dict)
 
@@ -122,6 +126,7 @@ def read_scores(work: Path, module_set: ModuleSet, *, every: bool = False) -> di
                 continue
             if code in KILLED:
                 score.killed += 1
+                score.timed_out += code in TIMED_OUT
             elif code == SURVIVED:
                 score.survived.append(mutant)
             else:
@@ -208,7 +213,8 @@ def report(module_set: ModuleSet, scores: dict[str, Score]) -> int:
     survivors = 0
     for module, score in scores.items():
         others = "".join(f", {count} {label}" for label, count in score.other.items())
-        print(f"  {module}: {score.killed}/{score.total} killed{others}")
+        timed_out = f" ({score.timed_out} by timeout)" if score.timed_out else ""
+        print(f"  {module}: {score.killed}/{score.total} killed{timed_out}{others}")
     for module, score in scores.items():
         for mutant in score.survived:
             survivors += 1

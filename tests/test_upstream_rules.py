@@ -245,3 +245,52 @@ async def test_an_app_claim_given_twice_is_a_list() -> None:
 
     assert completion(response)["result"] == 5
     assert recorder.calls[0].claims["role"] == ("admin", "ops")
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        pytest.param("role: admin: ops", {"role": ("admin: ops",)}, id="colon-in-a-value"),
+        pytest.param(
+            "a: 1, b: 2, c: 3,4",
+            {"a": ("1",), "b": ("2",), "c": ("3,4",)},
+            id="comma-in-the-third-value",
+        ),
+        pytest.param("tier: gold,silver", {"tier": ("gold,silver",)}, id="comma-in-the-only-value"),
+    ],
+)
+async def test_claim_values_with_separators_reach_the_handler_whole(
+    claims: str, expected: dict[str, tuple[str, ...]]
+) -> None:
+    response, recorder = await post_signed({"X-ASRS-User-Claims": claims})
+
+    assert completion(response)["result"] == 5
+    assert dict(recorder.calls[0].claims) == expected
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    ("claims", "problem"),
+    [
+        pytest.param("admin", "X-ASRS-User-Claims is not a list of 'type: value' pairs", id="list"),
+        pytest.param(
+            '{"role": ',
+            "X-ASRS-User-Claims starts like JSON but is not valid JSON",
+            id="broken-json",
+        ),
+        pytest.param(
+            '{"role": ["admin", 7]}',
+            "X-ASRS-User-Claims gives 'role' a value that is not text",
+            id="json-number",
+        ),
+    ],
+)
+async def test_a_claims_header_that_cannot_be_read_gets_400_saying_why(
+    claims: str, problem: str
+) -> None:
+    response, recorder = await post_signed({"X-ASRS-User-Claims": claims})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == f"Malformed upstream request: {problem}."
+    assert recorder.calls == []

@@ -48,6 +48,7 @@ class Authority:
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.url = ""
+        self.jwks_fetches = 0
 
     def app(self) -> Starlette:
         async def metadata(request: Request) -> JSONResponse:
@@ -60,6 +61,7 @@ class Authority:
             )
 
         async def keys(request: Request) -> JSONResponse:
+            self.jwks_fetches += 1
             jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
             return JSONResponse({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]})
 
@@ -70,7 +72,7 @@ class Authority:
             ]
         )
 
-    def token(self, **changes: Any) -> str:
+    def token(self, *, kid: str = KID, **changes: Any) -> str:
         """A token for ``AUDIENCE`` from ``TENANT``, valid now for an hour, with ``changes``
         (a value of ``None`` leaves that claim out)."""
         now = int(time.time())
@@ -85,7 +87,7 @@ class Authority:
         }
         claims.update(changes)
         claims = {name: value for name, value in claims.items() if value is not None}
-        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": KID})
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": kid})
 
     def verifier(self, clock: Clock | None = None) -> UpstreamVerifier:
         return UpstreamVerifier(
@@ -203,6 +205,30 @@ async def test_an_emulator_token_before_its_time_is_refused(
     response, _ = await post_token(verifier, token)
 
     assert_refused(response, "is not valid before", secrets=[token])
+
+
+# -- the tenant's keys -------------------------------------------------------------------------
+
+
+@anyio_tests
+async def test_an_unknown_kid_fetches_the_keys_again_once_refetch_interval_has_passed(
+    authority: Authority,
+) -> None:
+    clock = Clock()
+    clock.freeze()
+    verifier = authority.verifier(clock)
+    assert completion((await post_token(verifier, authority.token()))[0])["result"] == 5
+    fetched = authority.jwks_fetches
+
+    clock.advance(59.5)
+    early, _ = await post_token(verifier, authority.token(kid="rolled-over"))
+    assert authority.jwks_fetches == fetched  # within the 60 s: refused from the cache
+    clock.advance(0.5)  # exactly refetch_interval since the last fetch
+    due, _ = await post_token(verifier, authority.token(kid="rolled-over"))
+
+    assert_refused(early, "kid 'rolled-over'")
+    assert_refused(due, "kid 'rolled-over'")
+    assert authority.jwks_fetches == fetched + 1
 
 
 # -- the claims header --------------------------------------------------------------------------

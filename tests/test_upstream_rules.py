@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from signalr_asgi_auth._upstream import UpstreamVerifier
+from signalr_asgi_auth._upstream import UpstreamVerifier, upstream_endpoint
 from signalr_asgi_auth.emulator import Emulator, Principal, serve_in_thread
+from tests.faults import asgi_request
 from tests.test_upstream import (
     AUDIENCE,
     Clock,
@@ -205,6 +206,69 @@ async def test_an_emulator_token_before_its_time_is_refused(
     response, _ = await post_token(verifier, token)
 
     assert_refused(response, "is not valid before", secrets=[token])
+
+
+# -- expiry -------------------------------------------------------------------------------------
+
+
+@anyio_tests
+@pytest.mark.parametrize("exp", [None, "tomorrow", True], ids=["absent", "text", "boolean"])
+async def test_a_token_without_a_numeric_expiry_is_refused(
+    authority: Authority, exp: object
+) -> None:
+    token = authority.token(exp=exp)
+
+    response, recorder = await post_token(authority.verifier(), token)
+
+    assert_refused(response, r": the bearer token has no numeric 'exp' claim\.$", secrets=[token])
+    assert recorder.calls == []
+
+
+@anyio_tests
+async def test_expiry_is_given_exactly_the_leeway(authority: Authority) -> None:
+    clock = Clock()
+    clock.freeze()
+    verifier = authority.verifier(clock)
+    now = int(clock())
+    clock.advance(now - clock())  # whole seconds, so that exp + 60 s is exactly now
+
+    last, _ = await post_token(verifier, authority.token(nbf=now - 3600, exp=now - 60))
+    late, _ = await post_token(verifier, authority.token(nbf=now - 3600, exp=now - 61))
+
+    assert completion(last)["result"] == 5
+    assert_refused(late, "the bearer token expired at")
+
+
+@anyio_tests
+async def test_a_token_without_nbf_is_valid_from_the_start(authority: Authority) -> None:
+    response, _ = await post_token(authority.verifier(), authority.token(nbf=None))
+
+    assert completion(response)["result"] == 5
+
+
+# -- the body -----------------------------------------------------------------------------------
+
+
+@anyio_tests
+async def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read() -> None:
+    # The body that comes is short: only the declared length can have refused it.
+    verifier = UpstreamVerifier(access_keys=[ACCESS_KEY], max_body_size=1000)
+    recorder = Recorder()
+    app = Starlette(
+        routes=[Route("/upstream/{event}", upstream_endpoint(verifier, recorder), methods=["POST"])]
+    )
+    headers = [
+        (name.encode(), value.encode())
+        for name, value in asrs(X_ASRS_Signature=sign(ACCESS_KEY), Content_Length="2000").items()
+    ]
+
+    reply = await asgi_request(app, "POST", "/upstream/add", headers=headers, body=b"x" * 10)
+
+    assert reply.status == 413
+    assert reply.json()["error"] == (
+        "The upstream request's body is larger than 1000 bytes (max_body_size)."
+    )
+    assert recorder.calls == []
 
 
 # -- the tenant's keys -------------------------------------------------------------------------

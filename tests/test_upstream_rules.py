@@ -50,10 +50,14 @@ class Authority:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.url = ""
         self.jwks_fetches = 0
+        self.metadata: object = None
+        """What the metadata route answers instead of the real document, when set."""
 
     def app(self) -> Starlette:
         async def metadata(request: Request) -> JSONResponse:
             tenant = request.path_params["tenant"]
+            if self.metadata is not None:
+                return JSONResponse(self.metadata)
             return JSONResponse(
                 {
                     "issuer": f"{self.url}/{tenant}/v2.0",
@@ -293,6 +297,31 @@ async def test_an_unknown_kid_fetches_the_keys_again_once_refetch_interval_has_p
     assert_refused(early, "kid 'rolled-over'")
     assert_refused(due, "kid 'rolled-over'")
     assert authority.jwks_fetches == fetched + 1
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        pytest.param(["issuer", "jwks_uri"], id="not-an-object"),
+        pytest.param({"jwks_uri": "http://127.0.0.1:9/keys"}, id="no-issuer"),
+        pytest.param({"issuer": "https://sts.windows.net/x/"}, id="no-jwks-uri"),
+        pytest.param({"issuer": "https://sts.windows.net/x/", "jwks_uri": ""}, id="empty-jwks-uri"),
+        pytest.param({"issuer": 7, "jwks_uri": "http://127.0.0.1:9/keys"}, id="issuer-not-text"),
+    ],
+)
+async def test_metadata_without_issuer_or_key_set_is_a_503_saying_so(
+    authority: Authority, metadata: object
+) -> None:
+    authority.metadata = metadata
+    try:
+        response, recorder = await post_token(authority.verifier(), authority.token())
+    finally:
+        authority.metadata = None
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "The tenant's OpenID metadata has no 'issuer' or 'jwks_uri'."
+    assert recorder.calls == []
 
 
 # -- the claims header --------------------------------------------------------------------------

@@ -295,8 +295,8 @@ async def test_the_apps_stop_waits_for_no_handler_and_runs_every_disconnect_even
     emulator: Emulator, emulator_url: str, app_service_env: dict[str, str]
 ) -> None:
     """Three clients when the app stops: one in a sync method that will not return soon, one in
-    an async method that never returns, one idle. The stop does not wait for the thread, and
-    on_disconnected runs for each of them."""
+    an async method that never returns, one idle whose on_disconnected will not return soon. The
+    stop waits for none of them, and on_disconnected runs for each."""
     seen = Seen()
     release = threading.Event()
     hub = Hub("chat")
@@ -315,6 +315,8 @@ async def test_the_apps_stop_waits_for_no_handler_and_runs_every_disconnect_even
     @hub.on_disconnected
     def disconnected(call: HubCall) -> None:
         seen.add(f"disconnected {call.user_id}")
+        if call.user_id == "carol":  # a handler that would hold the stop: its deadline ends it
+            release.wait(timeout=TIMEOUT)
 
     principal = principal_with_role(emulator, "SignalR App Server")
     auth = auth_for(emulator, emulator_url, principal, hubs=[hub], server_connection_count=1)

@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: run the benchmarks, print the table, save the JSON.
 
-Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``k``).
+Names are the modules' (``mint``, ``negotiate``, ...) or the issues' letters (``a`` to ``l``).
 Results go to ``benchmarks/results/<UTC timestamp>.json``. The exit status is 0 when every goal
 was met, 1 when one was missed, 2 when a benchmark could not run. ``--quick`` loops are too short to
 measure: its exit status says only whether every benchmark ran (0) or not (2).
@@ -26,6 +26,7 @@ from typing import Any
 
 from . import (
     codec,
+    crowd,
     endpoints,
     hub_broadcast,
     hub_memory,
@@ -54,6 +55,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "i": codec,
     "j": hub_memory,
     "k": endpoints,
+    "l": crowd,
     "w": websocket,
 }
 

@@ -17,15 +17,21 @@ Routes:
   (``chat.clients.all.send``) or through the REST API (``send_to_all``); answers
   ``{"sent": count, "seconds": elapsed}``.
 
-The hub has one method, ``echo(text) -> text``.
+- ``GET /crowd/state`` (Default mode): for (l), the hub's clients, its streams running, the
+  server connections' health and the process's resident memory (current and peak, bytes).
+
+The hub has ``echo(text) -> text`` and the methods the hostile crowd of (l) calls
+(``tests/hubs/crowd.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -43,7 +49,7 @@ from signalr_asgi_auth import (
     get_context,
     negotiate_endpoint,
 )
-from signalr_asgi_auth.hubs import HubCall
+from tests.hubs.crowd import Live, add_crowd_methods
 
 from ._common import pin_to
 from ._server import _serve
@@ -53,12 +59,8 @@ __all__ = ["BROADCAST_TEXT", "build_app", "main"]
 BROADCAST_TEXT = "x" * 100
 """What each broadcast carries (``newMessage("bench", text)``)."""
 
-chat = Hub("chat")
-
-
-@chat.on("echo")
-async def echo(call: HubCall, text: str) -> str:
-    return text
+LIVE = Live()
+chat = add_crowd_methods(Hub("chat"), LIVE)
 
 
 async def broadcasts(request: Request) -> JSONResponse:
@@ -90,6 +92,32 @@ async def broadcasts(request: Request) -> JSONResponse:
     return JSONResponse({"sent": sent, "seconds": time.perf_counter() - started})
 
 
+def _resident_bytes() -> dict[str, int | None]:
+    """The process's resident set now and at its peak (Linux: ``/proc/self/status``)."""
+    found: dict[str, int | None] = {"rss": None, "peak_rss": None}
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            key = {"VmRSS": "rss", "VmHWM": "peak_rss"}.get(name)
+            if key is not None:
+                found[key] = int(value.split()[0]) * 1024
+    return found
+
+
+def _crowd_state(auth: SignalRAuth) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def state(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "clients": sum(connections.clients for connections in chat.running()),
+                "streams": LIVE.streams,
+                "server_connections": auth.health()["server_connections"][chat.name],
+                **_resident_bytes(),
+            }
+        )
+
+    return state
+
+
 def _upstream_verifier() -> UpstreamVerifier:
     return UpstreamVerifier(
         audience=os.environ["UPSTREAM_AUDIENCE"],
@@ -107,6 +135,7 @@ def build_app(mode: str) -> Starlette:
     ]
     if mode == "default":
         auth = SignalRAuth.from_connection_string(hubs=[chat])
+        routes.append(Route("/crowd/state", _crowd_state(auth)))
     else:
         auth = SignalRAuth.from_connection_string()
         endpoint = chat.upstream_endpoint(_upstream_verifier())

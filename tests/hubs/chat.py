@@ -97,8 +97,16 @@ async def raw_client(
     claims: Mapping[str, str] | None = None,
 ) -> AsyncIterator[HubSocket]:
     """A socket to the resource at ``url`` with a token ``signer`` made for it, before its
-    handshake (the hostile crowd's clients send what they like)."""
+    handshake."""
     token = await signer.client_token("chat", user_id=user, claims=claims)
+    async with token_client(http, url, token) as ws:
+        yield ws
+
+
+@asynccontextmanager
+async def token_client(http: httpx2.AsyncClient, url: str, token: str) -> AsyncIterator[HubSocket]:
+    """A socket to the resource at ``url`` for a client ``token``, before its handshake (the
+    hostile crowd's clients send what they like)."""
     connection_token = (await negotiate(http, url, token)).json()["connectionToken"]
     async with hub_socket(http, url, token, connection_token=connection_token) as ws:
         yield ws

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx2
 
-from tests.hubs.crowd import Rounds, Spans
+from tests.hubs.crowd import Rounds, in_spans
 from tests.hubs.hostile import ATTACKS
 
 from ._common import LOADGEN_CPU, ROOT, Goal, Result, Settings, percentile
@@ -97,10 +97,6 @@ def _report(process: subprocess.Popen[str], timeout: float) -> Any:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _in(spans: Spans, samples: list[list[float]]) -> list[float]:
-    return [x for at, x in samples if any(start <= at < end for start, end in spans)]
-
-
 def _measure(rounds: Rounds) -> dict[str, Any]:
     with ExitStack() as stack:
         app = stack.enter_context(hub_app("default"))
@@ -145,7 +141,7 @@ def run(settings: Settings) -> list[Result]:
     )
     measured = _measure(rounds)
     samples = measured["seen"]["samples"]
-    quiet, attacked = (_in(measured[spans], samples) for spans in ("quiet", "attacked"))
+    quiet, attacked = (in_spans(samples, measured[spans]) for spans in ("quiet", "attacked"))
     p99 = {"quiet": percentile(quiet, 0.99), "attacked": percentile(attacked, 0.99)}
     ratio = p99["attacked"] / p99["quiet"]
     before, after = measured["before"], measured["after"]

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
 
 from signalr_asgi_auth.hubs import Hub, HubCall
 
+from ..emulator.helpers import TIMEOUT
 from ..emulator.hub_client import HubSocket
 from .chat import token_client
 
@@ -30,7 +36,11 @@ __all__ = [
     "Rounds",
     "Spans",
     "add_crowd_methods",
+    "in_spans",
+    "main",
     "run_honest",
+    "run_honest_plan",
+    "run_in_process",
     "token_opener",
 ]
 
@@ -40,6 +50,7 @@ Opener = Callable[[str], AbstractAsyncContextManager[HubSocket]]
 Spans = list[tuple[float, float]]
 """Spans of ``time.monotonic()`` (one clock for every process of the machine)."""
 
+ROOT = Path(__file__).resolve().parents[2]
 ECHO_TEXT = "y" * 100
 _NAP_LIMIT = 1.0
 
@@ -121,10 +132,6 @@ class Honest:
     samples: list[tuple[float, float]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
-    def latencies(self, spans: Spans) -> list[float]:
-        """The round trips of the invocations started in ``spans``."""
-        return [x for at, x in self.samples if any(start <= at < end for start, end in spans)]
-
 
 async def _echo(ws: HubSocket, invocation_id: str) -> str | None:
     """One honest ``echo``; what went wrong, or ``None``."""
@@ -161,6 +168,38 @@ async def run_honest(opener: Opener, honest: Honest, until: float, *, pause: flo
         honest.failures.append(_described(error))
 
 
+def in_spans(samples: list[tuple[float, float]], spans: Spans) -> list[float]:
+    """The round trips of the invocations started in ``spans``."""
+    return [x for at, x in samples if any(start <= at < end for start, end in spans)]
+
+
+async def run_honest_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """The honest clients of ``plan`` (see ``main``), in this process."""
+    honest = [Honest(f"honest-{number}") for number in range(len(plan["tokens"]))]
+    async with httpx2.AsyncClient(timeout=TIMEOUT) as http, anyio.create_task_group() as tasks:
+        for client, token in zip(honest, plan["tokens"], strict=True):
+            opener = token_opener(http, plan["url"], token)
+            tasks.start_soon(
+                partial(run_honest, opener, client, plan["until"], pause=plan["pause"])
+            )
+    return {
+        "samples": [sample for client in honest for sample in client.samples],
+        "failures": [failure for client in honest for failure in client.failures],
+    }
+
+
+async def run_in_process(module: str, plan: dict[str, Any], *, until: float) -> Any:
+    """``python -m MODULE PLAN`` in the repository, ended at the latest a minute after
+    ``until`` (``time.monotonic()``); the JSON it prints."""
+    command = [sys.executable, "-m", module, json.dumps(plan)]
+    with anyio.fail_after(until - time.monotonic() + 60):
+        done = await anyio.run_process(command, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        msg = f"{module} failed ({done.returncode}):\n{done.stderr.decode()[-2000:]}"
+        raise RuntimeError(msg)
+    return json.loads(done.stdout)
+
+
 def token_opener(http: httpx2.AsyncClient, url: str, token: str) -> Opener:
     """Sockets to the resource at ``url`` with one client ``token``, whoever asks."""
 
@@ -174,3 +213,14 @@ def _described(error: BaseException) -> str:
     if isinstance(error, BaseExceptionGroup):
         return "; ".join(_described(inner) for inner in error.exceptions)
     return f"{type(error).__name__}: {error}"
+
+
+def main() -> None:
+    """``python -m tests.hubs.crowd PLAN``: PLAN is JSON ``{"url": the service, "tokens": a client
+    token per honest client, "until": ``time.monotonic()`` to stop at, "pause": seconds between
+    invocations}``. Prints ``{"samples": [[started, seconds], ...], "failures": [...]}``."""
+    print(json.dumps(anyio.run(run_honest_plan, json.loads(sys.argv[1]))), flush=True)  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -102,9 +102,9 @@ async def fragmented_json(ws: HubSocket, limit: int) -> None:
 
 
 async def never_reads(ws: HubSocket, limit: int) -> None:
-    """Asks for large answers and never reads them (item 3: back-pressure)."""
+    """Asks for answers of 8 KiB and never reads them (item 3: back-pressure)."""
     await _shaken(ws)
-    message = _invocation("1", "echo", "x" * (limit // 2))
+    message = _invocation("1", "echo", "x" * 8192)
     for _ in range(32):
         await ws.session.send_text(message)
     await anyio.sleep(1.0)

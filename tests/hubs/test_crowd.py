@@ -31,8 +31,8 @@ ROUNDS = Rounds(count=3, quiet=2.0, attack=5.0)
 HONEST = 4
 START = 3.0  # for the two processes to start before the first span
 HONEST_PAUSE = 0.01
-HOSTILE_PAUSE = 1.0
-LIMIT = 64 * 1024  # the client message limit the crowd aims at
+HOSTILE_PAUSE = 2.0
+LIMIT = 32 * 1024  # the client message limit the crowd aims at (ASP.NET Core's default)
 SETTLE = 10.0
 
 
@@ -121,6 +121,11 @@ async def test_honest_clients_are_served_through_a_hostile_crowd(
     assert left == {"clients": 0, "streams": 0}
     assert all(seen["visits"].values()), seen["visits"]
     assert (servers["up"], servers["lost"], servers["reconnects"]) == (2, 0, 0), servers
-    baseline, under_attack = (p99(in_spans(seen["samples"], spans)) for spans in (quiet, attacked))
-    assert under_attack <= 3 * baseline, f"p99 {under_attack * 1e3:.1f} vs {baseline * 1e3:.1f} ms"
+    calm, crowded = (in_spans(seen["samples"], spans) for spans in (quiet, attacked))
+    baseline, under_attack = p99(calm), p99(crowded)
+    assert under_attack <= 3 * baseline, (
+        f"p99 {under_attack * 1e3:.1f} vs {baseline * 1e3:.1f} ms; p50 "
+        f"{statistics.median(crowded) * 1e3:.1f} vs {statistics.median(calm) * 1e3:.1f} ms; "
+        f"{len(crowded)} and {len(calm)} calls"
+    )
     assert forged_lines(caplog) == []

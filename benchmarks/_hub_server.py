@@ -54,13 +54,16 @@ from tests.hubs.crowd import Live, add_crowd_methods
 from ._common import pin_to
 from ._server import _serve
 
-__all__ = ["BROADCAST_TEXT", "build_app", "main"]
+__all__ = ["BROADCAST_TEXT", "MESSAGE_LIMIT", "build_app", "main"]
 
 BROADCAST_TEXT = "x" * 100
 """What each broadcast carries (``newMessage("bench", text)``)."""
 
+MESSAGE_LIMIT = 32 * 1024
+"""The hub's ``max_receive_message_size`` (ASP.NET Core's default), which (l)'s crowd aims at."""
+
 LIVE = Live()
-chat = add_crowd_methods(Hub("chat"), LIVE)
+chat = add_crowd_methods(Hub("chat", max_receive_message_size=MESSAGE_LIMIT), LIVE)
 
 
 async def broadcasts(request: Request) -> JSONResponse:

@@ -27,6 +27,7 @@ from tests.hubs.crowd import Rounds, in_spans
 from tests.hubs.hostile import ATTACKS
 
 from ._common import LOADGEN_CPU, ROOT, Goal, Result, Settings, percentile
+from ._hub_server import MESSAGE_LIMIT
 from ._hub_setup import hub_app
 
 __all__ = ["NAME", "TITLE", "run"]
@@ -37,7 +38,6 @@ TITLE = "(l) honest p99 under a hostile crowd / quiet"
 _HONEST = 4
 _HONEST_PAUSE = 0.01
 _HOSTILE_PAUSE = 0.3
-_LIMIT = 64 * 1024  # the client message limit the crowd aims at
 _START = 5.0  # for the client processes to start before the first span
 _SETTLE = 15.0
 _MB = 1024 * 1024
@@ -114,7 +114,7 @@ def _measure(rounds: Rounds) -> dict[str, Any]:
                 "url": url,
                 "tokens": tokens[_HONEST:],
                 "attacked": attacked,
-                "limit": _LIMIT,
+                "limit": MESSAGE_LIMIT,
                 "pause": _HOSTILE_PAUSE,
             },
         )

@@ -9,6 +9,7 @@ flood's just under it.
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -164,10 +165,13 @@ ATTACKS = (
 
 
 async def run_attack(
-    opener: Opener, attack: Attack, until: float, *, limit: int, pause: float
+    opener: Opener, attack: Attack, until: float, *, limit: int, pause: float, seed: int = 0
 ) -> int:
-    """Visit with ``attack`` until ``until`` (``time.monotonic()``), ``pause`` seconds between
-    visits; how many visits were made. A visit the app cuts short counts all the same."""
+    """Visit with ``attack`` until ``until`` (``time.monotonic()``), about ``pause`` seconds
+    between visits (0.5x to 1.5x, drawn from ``seed``: a crowd does not march in step); how many
+    visits were made. A visit the app cuts short counts all the same."""
+    pauses = random.Random(seed)  # spreading visits, not a secret
+    await anyio.sleep(pauses.uniform(0, pause))
     visits = 0
     while time.monotonic() < until:
         visits += 1
@@ -177,7 +181,7 @@ async def run_attack(
                     await attack.visit(ws, limit)
         except Exception:  # the app may close a hostile socket at any time
             pass
-        await anyio.sleep(pause)
+        await anyio.sleep(pause * pauses.uniform(0.5, 1.5))
     return visits
 
 
@@ -188,14 +192,16 @@ async def run_hostile(
     span; the visits each attack made."""
     visits = dict.fromkeys((kind.name for kind in ATTACKS), 0)
 
-    async def attack(kind: Attack, opener: Opener, until: float) -> None:
-        visits[kind.name] += await run_attack(opener, kind, until, limit=limit, pause=pause)
+    async def attack(number: int, opener: Opener, until: float, seed: int) -> None:
+        kind = ATTACKS[number]
+        made = await run_attack(opener, kind, until, limit=limit, pause=pause, seed=seed)
+        visits[kind.name] += made
 
-    for start, until in attacked:
+    for round_number, (start, until) in enumerate(attacked):
         await anyio.sleep(max(start - time.monotonic(), 0))
         async with anyio.create_task_group() as crowd:
-            for kind, opener in zip(ATTACKS, openers, strict=True):
-                crowd.start_soon(attack, kind, opener, until)
+            for number, opener in enumerate(openers):
+                crowd.start_soon(attack, number, opener, until, round_number * 100 + number)
     return visits
 
 

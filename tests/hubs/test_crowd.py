@@ -32,7 +32,7 @@ HONEST = 4
 START = 3.0  # for the two processes to start before the first span
 HONEST_PAUSE = 0.01
 HOSTILE_PAUSE = 2.0
-LIMIT = 32 * 1024  # the client message limit the crowd aims at (ASP.NET Core's default)
+LIMIT = 32 * 1024  # the hub's max_receive_message_size: ASP.NET Core's default
 SETTLE = 10.0
 
 
@@ -109,7 +109,7 @@ async def test_honest_clients_are_served_through_a_hostile_crowd(
 ) -> None:
     caplog.set_level(logging.INFO, logger="signalr_asgi_auth")
     live = Live()
-    chat = add_crowd_methods(chat_hub(), live)
+    chat = add_crowd_methods(chat_hub(max_receive_message_size=LIMIT), live)
     principal = principal_with_role(emulator, "SignalR App Server")
     auth = auth_for(emulator, emulator_url, principal, hubs=[chat], server_connection_count=2)
     async with auth as context:
@@ -121,6 +121,7 @@ async def test_honest_clients_are_served_through_a_hostile_crowd(
     assert left == {"clients": 0, "streams": 0}
     assert all(seen["visits"].values()), seen["visits"]
     assert (servers["up"], servers["lost"], servers["reconnects"]) == (2, 0, 0), servers
+    assert servers["clients"] == 0  # the pool forgot every client, those the app closed too
     calm, crowded = (in_spans(seen["samples"], spans) for spans in (quiet, attacked))
     baseline, under_attack = p99(calm), p99(crowded)
     assert under_attack <= 3 * baseline, (

@@ -256,3 +256,17 @@ def _negotiate_until_both_workers(app: str, emulator: Emulator) -> tuple[set[str
             return kids, servers
         time.sleep(0.05)
     return kids, {c.server_id for c in emulator.server_connections if c.hub == "chat"}
+
+
+def test_the_tests_the_reliability_section_names_exist() -> None:
+    """Each item of issue 18 is said to hold by a named test: the name must not drift from the
+    test (``::name`` alone is in the file named before it)."""
+    section = readme().split("\n## Reliability\n", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(tests/[\w/]+\.py)?::(\w+)`", section)
+    missing, path = [], ""
+    for file, name in named:
+        path = file or path
+        if not re.search(rf"^(async )?def {name}\(", (ROOT / path).read_text(), re.MULTILINE):
+            missing.append(f"{path}::{name}")
+    assert len(named) >= 17
+    assert missing == []

@@ -1,15 +1,29 @@
-"""The emulator's request log, with secrets redacted before anything is stored."""
+"""The emulator's request log, with secrets redacted before anything is stored, and bounded: it
+keeps the most recent :data:`LOG_ENTRIES` requests, so that a long-running emulator (or a flood of
+negotiations) does not grow without end."""
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import overload
+from typing import Final, overload
 
 from starlette.requests import HTTPConnection
 
-__all__ = ["REDACTED", "LogEntry", "RequestLog", "attribute", "attributed_principal", "redact"]
+__all__ = [
+    "LOG_ENTRIES",
+    "REDACTED",
+    "LogEntry",
+    "RequestLog",
+    "attribute",
+    "attributed_principal",
+    "redact",
+]
+
+LOG_ENTRIES: Final = 10_000
+"""How many requests the log keeps: the most recent ones."""
 
 REDACTED = "[redacted]"
 
@@ -53,11 +67,12 @@ def redact(pairs: Iterable[tuple[str, str]], secret_names: frozenset[str]) -> di
 
 
 class RequestLog:
-    """Every request the emulator's routes answered, oldest first (list-like, thread-safe)."""
+    """The requests the emulator's routes answered, the most recent ``max_entries``, oldest first
+    (list-like, thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = LOG_ENTRIES) -> None:
         self._lock = threading.Lock()
-        self._entries: list[LogEntry] = []
+        self._entries: deque[LogEntry] = deque(maxlen=max_entries)
         self._listeners: list[Callable[[LogEntry], None]] = []
 
     def add_listener(self, listener: Callable[[LogEntry], None]) -> None:
@@ -121,6 +136,8 @@ class RequestLog:
     @overload
     def __getitem__(self, index: slice) -> list[LogEntry]: ...
     def __getitem__(self, index: int | slice) -> LogEntry | list[LogEntry]:
+        if isinstance(index, slice):
+            return self._snapshot()[index]
         with self._lock:
             return self._entries[index]
 

@@ -69,3 +69,20 @@ def test_clear_empties_the_log(emulator: Emulator, emulator_url: str) -> None:
     assert len(emulator.log) == 0
     assert emulator.log.count("signalr.health") == 0
     assert list(emulator.log) == []
+
+
+def test_the_log_keeps_the_most_recent_ten_thousand_requests(emulator: Emulator) -> None:
+    for n in range(10_005):  # a long-running emulator, or a flood of negotiations
+        emulator.log.record(
+            route="client.negotiate",
+            method="POST",
+            path=f"/{n}",
+            query=[],
+            headers=[],
+            status=200,
+            principal_oid=None,
+            at=float(n),
+        )
+    assert len(emulator.log) == 10_000
+    assert emulator.log[0].path == "/5"
+    assert [entry.path for entry in emulator.log[-2:]] == ["/10003", "/10004"]

@@ -104,9 +104,11 @@ async def hub_socket(
     connection_token: str | None = None,
     token_in_query: bool = False,
     path: str = "/client/",
+    **websocket: Any,
 ) -> AsyncIterator[HubSocket]:
     """A WebSocket to the client endpoint, Node style (token in the header) or browser style
-    (``access_token`` in the query)."""
+    (``access_token`` in the query). ``websocket``: more options of httpx2's ``websocket()``
+    (``queue_size=1``: a client that reads nothing more than the test asks for)."""
     params = {"hub": hub}
     if connection_token is not None:
         params["id"] = connection_token
@@ -120,5 +122,6 @@ async def hub_socket(
         params=params,
         headers=headers,
         keepalive_ping_interval_seconds=None,
+        **websocket,
     ) as session:
         yield HubSocket(session)

@@ -110,7 +110,9 @@ async def server_socket(
     hub: str = "chat",
     cid: str = "cid-1",
     server_id: str | None = "server-1",
+    **websocket: Any,
 ) -> AsyncIterator[ServerSocket]:
+    """An app server's connection; ``websocket``: more options of httpx2's ``websocket()``."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if server_id is not None:
         headers["X-ASRS-Server-Id"] = server_id
@@ -119,5 +121,6 @@ async def server_socket(
         params={"hub": hub, "cid": cid},
         headers=headers,
         keepalive_ping_interval_seconds=None,
+        **websocket,
     ) as session:
         yield ServerSocket(session)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -63,38 +63,9 @@ def peak_memory() -> Iterator[list[int]]:
         tracemalloc.stop()
 
 
-@asynccontextmanager
-async def unread_socket(
-    client: httpx2.AsyncClient, url: str, token: str
-) -> AsyncIterator[HubSocket]:
-    """A client whose WebSocket holds one message and then stops reading the socket."""
-    async with client.websocket(
-        f"{url}/client/",
-        params={"hub": "chat"},
-        headers={"Authorization": f"Bearer {token}"},
-        keepalive_ping_interval_seconds=None,
-        queue_size=1,
-    ) as session:
-        yield HubSocket(session)
-
-
-@asynccontextmanager
-async def unread_server(
-    client: httpx2.AsyncClient, url: str, token: str
-) -> AsyncIterator[ServerSocket]:
-    """An app server's connection that takes whole batches but holds one message at a time, so
-    that it reads nothing more while the test does not ask it to."""
-    async with client.websocket(
-        f"{url}/server/",
-        params={"hub": "chat", "cid": "cid-1"},
-        headers={"Authorization": f"Bearer {token}", "X-ASRS-Server-Id": "server-1"},
-        keepalive_ping_interval_seconds=None,
-        queue_size=1,
-        max_message_size_bytes=FLOOD,
-    ) as session:
-        server = ServerSocket(session)
-        assert await server.handshake() == [2, "", {}, None]
-        yield server
+UNREAD = 1
+"""The ``queue_size`` of a WebSocket that holds one message, then reads its socket no further
+until the test asks for a message."""
 
 
 async def routed(server: ServerSocket, ws: HubSocket) -> str:
@@ -127,7 +98,7 @@ async def test_a_client_that_does_not_read_is_closed_alone_with_a_reason(
 ) -> None:
     async with (
         connected_server(client, emulator_url, entra_token(emulator)) as server,
-        unread_socket(client, emulator_url, client_token(emulator, "ann")) as slow,
+        hub_socket(client, emulator_url, client_token(emulator, "ann"), queue_size=UNREAD) as slow,
         hub_socket(client, emulator_url, client_token(emulator, "bob")) as honest,
     ):
         slow_id = await routed(server, slow)
@@ -163,7 +134,13 @@ async def test_a_client_whose_server_does_not_read_waits_then_is_closed(
     emulator: Emulator, emulator_url: str, client: httpx2.AsyncClient
 ) -> None:
     async with (
-        unread_server(client, emulator_url, entra_token(emulator)) as server,
+        connected_server(  # it takes whole batches of the service's frames, one at a time
+            client,
+            emulator_url,
+            entra_token(emulator),
+            queue_size=UNREAD,
+            max_message_size_bytes=FLOOD,
+        ) as server,
         hub_socket(client, emulator_url, client_token(emulator, "ann")) as ws,
     ):
         await routed(server, ws)  # from here on the server reads nothing
@@ -204,7 +181,7 @@ async def test_serverless_a_client_that_does_not_read_is_closed_alone(
     emulator = Emulator()  # Serverless: the service writes to clients itself
     with serve_in_thread(emulator.app) as url:
         async with (
-            unread_socket(client, url, client_token(emulator, "ann")) as slow,
+            hub_socket(client, url, client_token(emulator, "ann"), queue_size=UNREAD) as slow,
             hub_socket(client, url, client_token(emulator, "bob")) as honest,
         ):
             assert await slow.handshake() == {}

@@ -3,7 +3,14 @@
 Behaviour follows .NET's ``ServiceConnectionBase`` (Azure/azure-signalr snapshot 31686ed7): the
 handshake response must be the first message and come within 15 s; a ping goes out whenever
 nothing was sent for 5 s; 30 s without a message from the service ends the connection; after a
-``ServiceErrorMessage`` nothing more is written but reading goes on.
+``ServiceErrorMessage`` the connection is down at once (.NET sets its status to Disconnected):
+nothing more is written, the pool opens another in its place, and reading goes on, for at most the
+receive timeout, so that what the service still sends on it arrives.
+
+Where .NET has nothing to say, a write the service does not take within 10 s (``write_timeout``:
+its TCP window stayed full that long) ends the connection too: a service that stops reading would
+otherwise stall every send for ever while the connection counts as up. The send that timed out
+raises :class:`NotWritable`, and the pool tries it on another connection.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 import anyio
+import anyio.abc
 import httpx2
 
 from .. import _telemetry as telemetry
@@ -68,6 +76,8 @@ class ConnectionTimings:
     handshake_timeout: float = 15.0
     receive_timeout: float = 30.0
     keepalive_interval: float = 5.0
+    write_timeout: float = 10.0
+    """Not .NET's: see the module docstring."""
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
 
@@ -79,7 +89,8 @@ class ServerConnection:
     """One WebSocket to ``/server/?hub=...`` and everything that runs on it.
 
     :meth:`run` never raises (except cancellation): before the handshake succeeds, ``error`` says
-    why it failed; afterwards ``reason`` says why it ended. ``up`` and ``ended`` are events.
+    why it failed; afterwards ``reason`` says why it ended. ``up``, ``down`` and ``ended`` are
+    events.
     """
 
     def __init__(
@@ -95,12 +106,16 @@ class ServerConnection:
         self.reason = ""
         self.up = anyio.Event()
         self.ended = anyio.Event()
+        self.down = anyio.Event()
+        """Set when it takes no more messages for good: it ended, the service reported an error
+        on it, or a write stalled (its slot may be filled again then)."""
         self.settled = anyio.Event()
         """Set when the connection is up or has failed, whichever comes first."""
         self.clients: dict[str, str | None] = {}
         """The clients it carries, with the service instance each is on."""
         self._socket: WebSocket | None = None
         self._scope: anyio.CancelScope | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
         self._finack = anyio.Event()
         self._bearer: str | None = None
         self._on_unauthorized: Callable[[], None] | None = None
@@ -141,6 +156,7 @@ class ServerConnection:
                 self.reason = "closed"
             if was_up:
                 telemetry.server_connection_down(self.pool.endpoint.endpoint, self.pool.hub)
+            self.down.set()
             self.ended.set()
             self.settled.set()
             if was_up:
@@ -216,10 +232,10 @@ class ServerConnection:
             connection_type=_ON_DEMAND if self.target else 0, target=self.target or ""
         )
         with telemetry.span("signalr.server_connection.handshake", self._span_attributes):
-            await socket.send(frame_service_message(handshake))
-            self._last_sent = anyio.current_time()
             waiting: list[ServiceMessage] | None = None
             with anyio.move_on_after(timings.handshake_timeout):
+                await socket.send(frame_service_message(handshake))
+                self._last_sent = anyio.current_time()
                 waiting = await self._handshake(socket, reader)
             if waiting is None:
                 self._fail(f"sent no handshake response within {timings.handshake_timeout:g} s")
@@ -231,7 +247,7 @@ class ServerConnection:
         self.up.set()
         self.settled.set()
         async with anyio.create_task_group() as tasks:
-            self._scope = tasks.cancel_scope
+            self._scope, self._tasks = tasks.cancel_scope, tasks
             tasks.start_soon(self._keep_alive)
             tasks.start_soon(self._watch_receive)
             # Caught inside the task group, which would otherwise wrap it in an exception group.
@@ -303,13 +319,41 @@ class ServerConnection:
         socket = self._socket
         if socket is None:
             raise NotWritable(self.id)
-        try:
-            await socket.send(frame_service_message(message))
-        except WebSocketClosed as exc:
-            self.writable = False
-            self.close(str(exc))
-            raise NotWritable(self.id) from None
+        timeout = self.pool.timings.write_timeout
+        with anyio.move_on_after(timeout) as waited:
+            try:
+                await socket.send(frame_service_message(message))
+            except WebSocketClosed as exc:
+                self._take_down()
+                self.close(str(exc))
+                raise NotWritable(self.id) from None
+        if waited.cancelled_caught:
+            # Part of a frame may have gone out: the WebSocket cannot carry another one.
+            self._take_down()
+            self.close(f"SignalR Service took no message for {timeout:g} s")
+            raise NotWritable(self.id)
         self._last_sent = anyio.current_time()
+
+    def _take_down(self) -> None:
+        """No more messages go out on it; the pool may fill its slot again."""
+        self.writable = False
+        if self.status == "up":
+            self.status = "closing"
+        self.down.set()
+
+    def _service_error(self, text: str) -> None:
+        """As .NET: down at once, nothing more written; read on for the receive timeout."""
+        if not text:
+            return  # .NET acts only on a message with text
+        self._take_down()
+        self.pool.service_error_message(self, text)
+        if self._tasks is not None:
+            self._tasks.start_soon(self._close_after_error, name="ServerConnection.retire")
+
+    async def _close_after_error(self) -> None:
+        timeout = self.pool.timings.receive_timeout
+        await anyio.sleep(timeout)
+        self.close(f"closed {timeout:g} s after SignalR Service reported an error on it")
 
     async def _keep_alive(self) -> None:
         interval = self.pool.timings.keepalive_interval
@@ -371,8 +415,7 @@ class ServerConnection:
             ):
                 await events.client_message(message)
             elif isinstance(message, ServiceErrorMessage):
-                self.writable = False
-                pool.service_error_message(self, message.error_message)
+                self._service_error(message.error_message)
             elif isinstance(message, ServiceEvent):
                 logger.info(
                     "SignalR Service event on hub %r: object type %d, id %r, kind %d: %s",

@@ -154,7 +154,9 @@ class ServerConnectionPool:
             if connected:
                 connection = self._slots[slot]
                 assert connection is not None
-                await connection.ended.wait()
+                # Down, not ended: after a service error or a stalled write it may read on a
+                # while, but its slot is filled again at once.
+                await connection.down.wait()
                 if self._stopping:
                     return
             connected = await self._prober.attempt(
@@ -292,7 +294,8 @@ class ServerConnectionPool:
             f"{text[:300]}"
         )
         self.last_error, self.last_error_at = error, self._clock.now()
-        logger.warning("%s (no more messages are sent on that connection)", error)
+        self._failing = True  # until its replacement is up: not_ready() says why, health too
+        logger.warning("%s (no more messages are sent on it; another one replaces it)", error)
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -179,7 +179,7 @@ async def open_websocket(
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                 await socket.close()
     finally:
-        with anyio.CancelScope(shield=True):
+        with anyio.move_on_after(1.0, shield=True):
             await response.aclose()
 
 
@@ -211,7 +211,7 @@ async def _upgrade(
                 if len(body) > _MAX_ERROR_BODY:
                     break
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(1.0, shield=True):
                 await response.aclose()
         raise UpgradeRefused(
             httpx2.Response(

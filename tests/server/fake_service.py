@@ -70,6 +70,8 @@ class FakeServerConnection:
     # The test's task and the reader (answering pings, handshakes, closes) both write; a second
     # writer while one is in ``send`` raises ``BusyResourceError`` on trio, so writes take turns.
     write_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    deaf: bool = False
+    """Set: the service stops reading this connection (what the app writes piles up)."""
 
     @property
     def connection_id(self) -> str:
@@ -221,6 +223,8 @@ class FakeService:
         reader = ServiceMessageReader()
         behaviour = self.behaviour
         while True:
+            if connection.deaf:
+                await anyio.sleep_forever()
             data = await connection.stream.receive()
             connection.ws.receive_data(data)
             for event in connection.ws.events():

@@ -168,19 +168,61 @@ async def test_after_a_service_error_nothing_more_is_written_but_reading_goes_on
 ) -> None:
     pool = make_pool(fake.url, http, count=2)
     async with running(pool) as hub:
-        erring, other = fake.live()
+        erring, _ = fake.live()
         await erring.send(ServiceErrorMessage("overloaded"), ServiceEvent(1, "c1", 1, "invalid"))
         await wait_for(lambda: pool.health()["last_error"] is not None)
         assert "overloaded" in pool.health()["last_error"]["message"]
         for _ in range(5):
             await pool.send(ConnectionData("cx", b"m"))
-        await other.wait_for(
-            lambda got: len([m for m in got if isinstance(m, ConnectionData)]) == 5
-        )
+
+        def sent_elsewhere() -> int:
+            others = [c for c in fake.live() if c is not erring]
+            return sum(isinstance(m, ConnectionData) for c in others for m in c.received)
+
+        await wait_for(lambda: sent_elsewhere() == 5)
         assert not any(isinstance(m, ConnectionData) for m in erring.received)
         await erring.send(OpenConnection("c2"), ConnectionData("c2", b"still read"))
         await hub.wait_until(lambda: hub.data)
         assert hub.data[0].payload == b"still read"
+
+
+async def test_a_service_error_takes_the_connection_down_and_replaces_it_at_once(
+    fake: FakeService, http: httpx2.AsyncClient
+) -> None:
+    # .NET's ServiceConnectionBase: the status is Disconnected at once, so it is not counted up
+    # and nothing is sent on it; the pool opens another in its place.
+    pool = make_pool(fake.url, http, count=1)
+    async with running(pool):
+        (erring,) = fake.live()
+        await erring.send(ServiceErrorMessage("Maximum message count limit reached"))
+        await wait_for(lambda: len(fake.attempts) == 2 and pool.up == 1)
+        await pool.send(ConnectionData("cx", b"after"))
+        replacement = fake.live()[-1]
+        assert replacement is not erring
+        await replacement.wait_for(lambda got: ConnectionData("cx", b"after") in got)
+        assert ConnectionData("cx", b"after") not in erring.received
+        assert pool.health()["up"] == 1
+
+
+async def test_a_service_that_stops_reading_is_left_and_sends_move_on(
+    fake: FakeService, http: httpx2.AsyncClient
+) -> None:
+    timings = ConnectionTimings(write_timeout=0.5)
+    pool = make_pool(fake.url, http, count=2, timings=timings)
+    async with running(pool) as hub:
+        deaf, _ = fake.live()
+        await deaf.send(OpenConnection("c1"))
+        await hub.wait_until(lambda: hub.opened)
+        deaf.deaf = True
+        payload = b"x" * 512 * 1024
+        # 24 MiB: more than the sockets on both ends buffer, so writes to the deaf one stall.
+        with anyio.fail_after(30):  # a hang guard: each stalled write gives up after 0.5 s
+            for _ in range(48):
+                await pool.send(ConnectionData("c1", payload), client="c1")
+        await wait_for(lambda: pool.up == 2 and pool.health()["lost"] == 1)
+        lost = pool.health()["last_lost"]["reason"]
+        assert "SignalR Service took no message for 0.5 s" in lost
+        assert hub.lost and hub.lost[0][0] == deaf.connection_id
 
 
 async def test_offline_drops_the_clients_of_that_instance(

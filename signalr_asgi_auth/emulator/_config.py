@@ -63,6 +63,7 @@ Unknown keys are errors, so that a misspelt one does not silently do nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -382,4 +383,5 @@ def _string(value: object, source: str, where: str) -> str:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite number (json.loads reads ``NaN`` and ``Infinity``), not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

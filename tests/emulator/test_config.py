@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,17 @@ def test_keys_that_change_the_emulator() -> None:
         ),
         ({"ping_interval": 0}, r"ping_interval must be a positive number of seconds, got 0"),
         ({"ping_interval": True}, r"ping_interval must be a positive number"),
+        # json.loads reads NaN and Infinity: durations that are no number of seconds
+        (
+            {"ping_interval": math.nan},
+            r"ping_interval must be a positive number of seconds, got nan",
+        ),
+        (
+            {"ping_interval": math.inf},
+            r"ping_interval must be a positive number of seconds, got inf",
+        ),
+        ({"upstream": {"timeout": math.nan}}, r"upstream.timeout must be a positive number"),
+        ({"upstream": {"timeout": math.inf}}, r"upstream.timeout must be a positive number"),
         ({"public_url": "ftp://x"}, r"public_url: it must be an absolute http:// or https:// URL"),
         (
             {"system_identity": {"roles": "SignalR App Server"}},

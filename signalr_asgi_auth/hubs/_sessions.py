@@ -373,7 +373,7 @@ class HubConnections:
         if message.invocation_id is not None:
             await self._complete(session, message.invocation_id, error=error)
         else:
-            logger.info("Hub %r: %s", self._hub.name, error)
+            logger.debug("Hub %r: %s", self._hub.name, error)  # per message: no flood at INFO
 
     # -- running user code (tasks of the task group) -------------------------------------------
 

@@ -20,12 +20,11 @@ import anyio
 import httpx2
 
 from ..emulator.helpers import TIMEOUT
-from ..emulator.hub_client import HubSocket
+from ..emulator.hub_client import RS, HubSocket
 from .crowd import Opener, Spans, token_opener
 
 __all__ = ["ATTACKS", "Attack", "main", "run_hostile", "run_plan"]
 
-RS = "\x1e"
 _ANSWER_WAIT = 0.2  # how long a visitor stays to be answered (or closed), unread
 _VISIT_LIMIT = 10.0
 
@@ -112,8 +111,7 @@ async def never_reads(ws: HubSocket, limit: int) -> None:
 
 
 async def handshake_garbage(ws: HubSocket, limit: int) -> None:
-    """A handshake the app must refuse (version 99), then one followed by bytes that are no
-    message: clients the app closes itself (item 7)."""
+    """A handshake the app must refuse (version 99): a client the app closes itself (item 7)."""
     await ws.session.send_text(json.dumps({"protocol": "json", "version": 99}) + RS)
     await anyio.sleep(_ANSWER_WAIT)
 

@@ -52,6 +52,8 @@ class Authority:
         self.jwks_fetches = 0
         self.metadata: object = None
         """What the metadata route answers instead of the real document, when set."""
+        self.jwks: object = None
+        """What the key set route answers instead of the real one, when set."""
 
     def app(self) -> Starlette:
         async def metadata(request: Request) -> JSONResponse:
@@ -67,8 +69,9 @@ class Authority:
 
         async def keys(request: Request) -> JSONResponse:
             self.jwks_fetches += 1
-            jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-            return JSONResponse({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]})
+            if self.jwks is not None:
+                return JSONResponse(self.jwks)
+            return JSONResponse({"keys": [self.jwk()]})
 
         return Starlette(
             routes=[
@@ -76,6 +79,12 @@ class Authority:
                 Route("/{tenant}/discovery/v2.0/keys", keys),
             ]
         )
+
+    def jwk(self, **changes: object) -> dict[str, object]:
+        """The public key as the JWKS lists it, with ``changes`` (``None`` leaves one out)."""
+        jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        entry = {**jwk, "kid": KID, "use": "sig", "alg": "RS256", **changes}
+        return {name: value for name, value in entry.items() if value is not None}
 
     def token(self, *, kid: str = KID, **changes: Any) -> str:
         """A token for ``AUDIENCE`` from ``TENANT``, valid now for an hour, with ``changes``
@@ -322,6 +331,86 @@ async def test_metadata_without_issuer_or_key_set_is_a_503_saying_so(
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "The tenant's OpenID metadata has no 'issuer' or 'jwks_uri'."
     assert recorder.calls == []
+
+
+@anyio_tests
+async def test_a_key_set_url_that_is_not_https_is_never_fetched(authority: Authority) -> None:
+    # Keys fetched over plain http from anywhere but this machine could be anyone's.
+    authority.metadata = {"issuer": "x", "jwks_uri": "http://keys.example/discovery/keys"}
+    try:
+        response, _ = await post_token(authority.verifier(), authority.token())
+    finally:
+        authority.metadata = None
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == (
+        "The metadata's jwks_uri must be an https:// URL (http:// only on 127.0.0.1, ::1 or "
+        "localhost, for a local emulator), got 'http://keys.example/discovery/keys'."
+    )
+
+
+async def post_with_key_set(authority: Authority, jwks: object) -> Any:
+    authority.jwks = jwks
+    try:
+        response, recorder = await post_token(authority.verifier(), authority.token())
+    finally:
+        authority.jwks = None
+    assert recorder.calls == []
+    return response
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"use": "enc"}, id="encryption-key"),
+        pytest.param({"alg": "RS384"}, id="another-algorithm"),
+        pytest.param({"kty": "oct"}, id="not-rsa"),
+    ],
+)
+async def test_a_key_that_is_not_an_rs256_signing_key_does_not_verify_tokens(
+    authority: Authority, changes: dict[str, object]
+) -> None:
+    # The tenant's key is listed, but not as a key for RS256 signatures; another key keeps the
+    # key set usable, so the token's own key is what is missing.
+    other = authority.jwk(kid="another-key")
+    response = await post_with_key_set(
+        authority, {"keys": ["not a key", authority.jwk(**changes), other]}
+    )
+
+    assert_refused(response, f"signing key \\(kid '{KID}'\\) is not one of the tenant's keys")
+
+
+@anyio_tests
+async def test_a_key_without_kid_is_skipped(authority: Authority) -> None:
+    response = await post_with_key_set(authority, {"keys": [authority.jwk(kid=None)]})
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == (
+        f"The JWKS at {authority.url}/{TENANT}/discovery/v2.0/keys holds no RSA signing key "
+        "with a 'kid'."
+    )
+
+
+@anyio_tests
+async def test_a_key_set_without_a_keys_list_is_a_503(authority: Authority) -> None:
+    response = await post_with_key_set(authority, [authority.jwk()])
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == (
+        f"The JWKS at {authority.url}/{TENANT}/discovery/v2.0/keys has no 'keys' list."
+    )
+
+
+@anyio_tests
+async def test_the_listed_keys_use_and_algorithm_may_be_left_out(authority: Authority) -> None:
+    authority.jwks = {"keys": [authority.jwk(use=None, alg=None)]}
+    try:
+        response, _ = await post_token(authority.verifier(), authority.token())
+    finally:
+        authority.jwks = None
+
+    assert completion(response)["result"] == 5
 
 
 # -- the claims header --------------------------------------------------------------------------

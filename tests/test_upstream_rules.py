@@ -382,8 +382,9 @@ async def test_a_key_that_is_not_an_rs256_signing_key_does_not_verify_tokens(
 
 
 @anyio_tests
-async def test_a_key_without_kid_is_skipped(authority: Authority) -> None:
-    response = await post_with_key_set(authority, {"keys": [authority.jwk(kid=None)]})
+@pytest.mark.parametrize("kid", [None, "", 7], ids=["absent", "empty", "not-text"])
+async def test_a_key_without_kid_is_skipped(authority: Authority, kid: object) -> None:
+    response = await post_with_key_set(authority, {"keys": [authority.jwk(kid=kid)]})
 
     assert response.status_code == 503, response.text
     assert response.json()["error"] == (

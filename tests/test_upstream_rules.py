@@ -4,6 +4,7 @@ seen; the tokens are real RS256 JWTs whose keys a real OpenID metadata route on 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,13 +12,15 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jwt.algorithms import RSAAlgorithm
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from signalr_asgi_auth._errors import ConfigurationError
 from signalr_asgi_auth._upstream import UpstreamVerifier, upstream_endpoint
 from signalr_asgi_auth.emulator import Emulator, Principal, serve_in_thread
 from tests.faults import asgi_request
@@ -28,6 +31,7 @@ from tests.test_upstream import (
     app_client,
     asrs,
     assert_refused,
+    b64,
     completion,
     invocation,
     sign,
@@ -76,6 +80,7 @@ class Authority:
         return Starlette(
             routes=[
                 Route("/{tenant}/.well-known/openid-configuration", metadata),
+                Route("/{tenant}/v2.0/.well-known/openid-configuration", metadata),
                 Route("/{tenant}/discovery/v2.0/keys", keys),
             ]
         )
@@ -219,6 +224,198 @@ async def test_an_emulator_token_before_its_time_is_refused(
     response, _ = await post_token(verifier, token)
 
     assert_refused(response, "is not valid before", secrets=[token])
+
+
+# -- each refusal, word for word ----------------------------------------------------------------
+
+
+def _signed(authority: Authority, header: dict[str, Any], payload: bytes) -> str:
+    """A JWS signed with the tenant's key over any header and payload bytes, as no JWT library
+    would write it."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(payload)}"
+    signature = authority.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64(signature)}"
+
+
+def _garbled_payload(authority: Authority) -> str:
+    return _signed(authority, {"alg": "RS256", "kid": KID}, b"not json")
+
+
+def _kid_not_text(authority: Authority) -> str:
+    claims = jwt.decode(authority.token(), options={"verify_signature": False})
+    return _signed(authority, {"alg": "RS256", "kid": 7}, json.dumps(claims).encode())
+
+
+def _foreign_signature(authority: Authority) -> str:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    claims = {"aud": AUDIENCE, "iss": f"{authority.url}/{TENANT}/v2.0", "exp": now + 60}
+    return jwt.encode(claims, other, algorithm="RS256", headers={"kid": KID})
+
+
+@anyio_tests
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [
+        pytest.param(
+            lambda a: f"Basic {a.token()}", "the Authorization header is not 'Bearer <token>'"
+        ),
+        pytest.param(lambda a: "Bearer ", "the Authorization header is not 'Bearer <token>'"),
+        pytest.param(lambda a: "Bearer not-a-jwt", "the bearer token is not a well-formed JWT"),
+        pytest.param(
+            lambda a: f"Bearer {a.token(kid='')}",
+            "the bearer token has no 'kid' header naming its signing key",
+        ),
+        pytest.param(
+            lambda a: f"Bearer {_kid_not_text(a)}",
+            "the bearer token is not a well-formed JWT",  # PyJWT refuses a kid that is not text
+        ),
+        pytest.param(
+            lambda a: f"Bearer {_foreign_signature(a)}",
+            "the bearer token's signature does not verify with the tenant's key",
+        ),
+        pytest.param(
+            lambda a: f"Bearer {_garbled_payload(a)}",
+            "the bearer token cannot be read (DecodeError)",
+        ),
+    ],
+    ids=["basic", "empty", "not-a-jwt", "empty-kid", "kid-not-text", "foreign-key", "garbled"],
+)
+async def test_each_token_refusal_says_why_in_full(
+    authority: Authority, authorization: Any, reason: str
+) -> None:
+    recorder = Recorder()
+    async with app_client(authority.verifier(), recorder) as client:
+        response = await client.post(
+            "/upstream/add",
+            headers=asrs(Authorization=authorization(authority)),
+            content=invocation(),
+        )
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == f"The upstream request is not authenticated: {reason}."
+    assert recorder.calls == []
+
+
+@anyio_tests
+async def test_a_bearer_token_to_a_verifier_of_signatures_only_says_why_in_full(
+    authority: Authority,
+) -> None:
+    response, _ = await post_signed({"Authorization": f"Bearer {authority.token()}"})
+
+    # The signature it carries still admits it; without one it is refused, saying why.
+    assert completion(response)["result"] == 5
+    recorder = Recorder()
+    async with app_client(UpstreamVerifier(access_keys=[ACCESS_KEY]), recorder) as client:
+        refused = await client.post(
+            "/upstream/add",
+            headers=asrs(Authorization=f"Bearer {authority.token()}"),
+            content=invocation(),
+        )
+    assert refused.json()["error"] == (
+        "The upstream request is not authenticated: a bearer token was sent, but without an "
+        "audience this verifier takes none."
+    )
+
+
+@anyio_tests
+async def test_audience_and_issuer_refusals_name_every_accepted_value(authority: Authority) -> None:
+    verifier = UpstreamVerifier(
+        audience=[AUDIENCE, "api://second"], tenant_id=TENANT, authority=authority.url
+    )
+
+    audience, _ = await post_token(verifier, authority.token(aud="api://third"))
+    issuer, _ = await post_token(verifier, authority.token(iss="https://elsewhere/"))
+
+    assert audience.json()["error"] == (
+        "The upstream request is not authenticated: the bearer token's audience 'api://third' is "
+        f"not the configured audience ({AUDIENCE}, api://second)."
+    )
+    assert issuer.json()["error"] == (
+        "The upstream request is not authenticated: the bearer token's issuer "
+        "'https://elsewhere/' is not the configured issuer "
+        f"({authority.url}/{TENANT}/v2.0)."
+    )
+
+
+@anyio_tests
+async def test_a_verifier_given_the_issuer_takes_that_issuer_only(authority: Authority) -> None:
+    # The metadata names another issuer; only a verifier configured by tenant trusts the issuer
+    # its metadata names, one configured by issuer trusts exactly that issuer.
+    issuer = f"{authority.url}/{TENANT}/v2.0"
+    verifier = UpstreamVerifier(audience=AUDIENCE, issuer=issuer, clock=Clock())
+    authority.metadata = {
+        "issuer": "https://metadata-issuer/",
+        "jwks_uri": f"{authority.url}/{TENANT}/discovery/v2.0/keys",
+    }
+    try:
+        configured, _ = await post_token(verifier, authority.token())
+        named, _ = await post_token(verifier, authority.token(iss="https://metadata-issuer/"))
+    finally:
+        authority.metadata = None
+
+    assert completion(configured)["result"] == 5
+    assert_refused(named, "issuer 'https://metadata-issuer/' is not the configured issuer")
+
+
+@anyio_tests
+async def test_the_scheme_is_case_insensitive_and_spaces_may_follow_it(
+    authority: Authority,
+) -> None:
+    recorder = Recorder()
+    async with app_client(authority.verifier(), recorder) as client:
+        for authorization in (f"bearer {authority.token()}", f"Bearer   {authority.token()}"):
+            response = await client.post(
+                "/upstream/add", headers=asrs(Authorization=authorization), content=invocation()
+            )
+            assert completion(response)["result"] == 5
+    assert [call.authenticated_by for call in recorder.calls] == ["entra", "entra"]
+
+
+@anyio_tests
+async def test_an_object_id_that_is_not_text_is_no_principal(authority: Authority) -> None:
+    response, recorder = await post_token(authority.verifier(), authority.token(oid=7))
+
+    assert completion(response)["result"] == 5
+    assert recorder.calls[0].principal_id is None
+
+
+@anyio_tests
+async def test_the_issuers_clock_does_not_decide_the_issue_time(authority: Authority) -> None:
+    # iat ahead of this machine's clock (the issuer's runs fast): nbf and exp decide, on the
+    # verifier's clock, so the token is good.
+    now = int(time.time())
+    token = authority.token(iat=now + 600, nbf=now - 10)
+
+    response, _ = await post_token(authority.verifier(), token)
+
+    assert completion(response)["result"] == 5
+
+
+def test_localhost_is_a_local_authority() -> None:
+    verifier = UpstreamVerifier(audience=AUDIENCE, tenant_id=TENANT, authority="http://LocalHost:9")
+
+    assert f"http://localhost:9/{TENANT}/v2.0" in repr(verifier)
+
+
+def test_an_authority_that_is_not_a_url_is_named() -> None:
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^Invalid value for authority: it must be an absolute http:// or https:// URL\.$",
+    ):
+        UpstreamVerifier(audience=AUDIENCE, tenant_id=TENANT, authority="not a url")
+
+
+@anyio_tests
+async def test_a_key_set_url_without_a_host_is_never_fetched(authority: Authority) -> None:
+    authority.metadata = {"issuer": "x", "jwks_uri": "https:///keys"}
+    try:
+        response, _ = await post_token(authority.verifier(), authority.token())
+    finally:
+        authority.metadata = None
+
+    assert response.status_code == 503, response.text
+    assert "The metadata's jwks_uri must be an https:// URL" in response.json()["error"]
 
 
 # -- expiry -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -17,13 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jwt.algorithms import RSAAlgorithm
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from signalr_asgi_auth._errors import ConfigurationError
 from signalr_asgi_auth._upstream import UpstreamVerifier, upstream_endpoint
 from signalr_asgi_auth.emulator import Emulator, Principal, serve_in_thread
-from tests.faults import asgi_request
+from tests.faults import asgi_request, closed_port_url
 from tests.test_upstream import (
     AUDIENCE,
     Clock,
@@ -60,8 +61,10 @@ class Authority:
         """What the key set route answers instead of the real one, when set."""
 
     def app(self) -> Starlette:
-        async def metadata(request: Request) -> JSONResponse:
+        async def metadata(request: Request) -> Response:
             tenant = request.path_params["tenant"]
+            if isinstance(self.metadata, bytes):
+                return Response(self.metadata, media_type="application/json")
             if self.metadata is not None:
                 return JSONResponse(self.metadata)
             return JSONResponse(
@@ -528,6 +531,56 @@ async def test_metadata_without_issuer_or_key_set_is_a_503_saying_so(
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "The tenant's OpenID metadata has no 'issuer' or 'jwks_uri'."
     assert recorder.calls == []
+
+
+@anyio_tests
+async def test_metadata_that_is_not_json_is_a_503_saying_so(authority: Authority) -> None:
+    authority.metadata = b"<html>sign in</html>"
+    try:
+        response, _ = await post_token(authority.verifier(), authority.token())
+    finally:
+        authority.metadata = None
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == (
+        f"The tenant's OpenID metadata at {authority.url}/{TENANT}/.well-known/"
+        "openid-configuration is not JSON."
+    )
+
+
+@anyio_tests
+async def test_an_unreachable_authority_is_a_503_naming_the_failure() -> None:
+    closed = closed_port_url()
+    verifier = UpstreamVerifier(audience=AUDIENCE, tenant_id=TENANT, authority=closed)
+    token = Authority().token()
+
+    response, _ = await post_token(verifier, token)
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == (
+        f"Could not fetch the tenant's OpenID metadata from {closed}/{TENANT}/.well-known/"
+        "openid-configuration (ConnectError)."
+    )
+
+
+@anyio_tests
+async def test_the_apps_own_http_client_fetches_the_keys(authority: Authority) -> None:
+    async with httpx2.AsyncClient() as http:
+        verifier = UpstreamVerifier(
+            audience=AUDIENCE, tenant_id=TENANT, authority=authority.url, http_client=http
+        )
+        response, _ = await post_token(verifier, authority.token())
+
+    assert completion(response)["result"] == 5
+
+
+@anyio_tests
+async def test_a_listed_key_that_does_not_parse_is_skipped(authority: Authority) -> None:
+    response = await post_with_key_set(
+        authority, {"keys": [authority.jwk(n="!!not base64!!"), authority.jwk(kid="other")]}
+    )
+
+    assert_refused(response, f"signing key \\(kid '{KID}'\\) is not one of the tenant's keys")
 
 
 @anyio_tests

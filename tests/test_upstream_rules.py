@@ -575,6 +575,16 @@ async def test_the_apps_own_http_client_fetches_the_keys(authority: Authority) -
 
 
 @anyio_tests
+async def test_a_listed_private_key_is_skipped(authority: Authority) -> None:
+    # A key set that leaks a private key: it is not a verification key, and is not used as one.
+    private = RSAAlgorithm.to_jwk(authority.key, as_dict=True)
+    listed = {**private, "kid": KID, "use": "sig", "alg": "RS256"}
+    response = await post_with_key_set(authority, {"keys": [listed, authority.jwk(kid="other")]})
+
+    assert_refused(response, f"signing key \\(kid '{KID}'\\) is not one of the tenant's keys")
+
+
+@anyio_tests
 async def test_a_listed_key_that_does_not_parse_is_skipped(authority: Authority) -> None:
     response = await post_with_key_set(
         authority, {"keys": [authority.jwk(n="!!not base64!!"), authority.jwk(kid="other")]}

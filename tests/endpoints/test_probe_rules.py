@@ -3,6 +3,8 @@ answer is healthy; a client error, a redirect or a refused connection take an en
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from signalr_asgi_auth import SignalRAuth
@@ -63,3 +65,33 @@ async def test_a_refused_connection_takes_the_endpoint_down() -> None:
             probe = entry(auth, "east")["probe"]
     assert isinstance(probe, dict)
     assert probe["last_error"] == f"ConnectError reaching {closed}/api/health"
+
+
+async def test_going_down_and_coming_back_are_each_warned_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "signalr_asgi_auth")
+    with served(2) as pairs:
+        (east, _), _ = pairs
+        auth = several(pairs, ["east", "west:secondary"])
+        async with auth:
+            fault = east.inject("signalr.health", status=503)
+            await wait_until(lambda: not entry(auth, "east")["usable"])
+            east.remove_fault(fault)
+            await wait_until(lambda: bool(entry(auth, "east")["usable"]))
+
+    messages = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "signalr_asgi_auth.endpoints._probe"
+    ]
+    assert messages == [
+        "SignalR endpoint 'east' failed 2 health probes in a row (HTTP 503): no negotiations go "
+        "there until it recovers.",
+        "SignalR endpoint 'east' is healthy again: it takes negotiations.",
+    ]
+    assert all(
+        record.levelno == logging.WARNING
+        for record in caplog.records
+        if record.name == "signalr_asgi_auth.endpoints._probe"
+    )

@@ -150,6 +150,13 @@ async def test_the_apps_clock_dates_the_token(emulator: Emulator, emulator_url: 
         ({"roles": 5}, "roles must be a sequence of strings, not int."),
         ({"roles": ["admin", 7]}, "Each role must be a non-empty string, got 7."),
         ({"roles": ["admin, owner"]}, "Role 'admin, owner' holds ','"),
+        ({"roles": ["admin "]}, "Role 'admin ' starts or ends with spaces (readers trim them)"),
+        ({"claims": {"tier": "a\x01b"}}, "holds control characters (a header cannot carry them)"),
+        (
+            {"claims": {"tier": "a: b"}},
+            "its X-ASRS-User-Claims header as 'type: value, type: value', where this text "
+            "would read as something else.",
+        ),
     ],
     ids=[
         "claim-name",
@@ -162,6 +169,9 @@ async def test_the_apps_clock_dates_the_token(emulator: Emulator, emulator_url: 
         "roles-type",
         "role-type",
         "role-text",
+        "role-spaces",
+        "claim-control",
+        "why",
     ],
 )
 async def test_a_refused_claim_or_role_is_named_in_the_refusal(
